@@ -52,11 +52,11 @@ type Field struct {
 type Kind string
 
 const (
-	KindFinetune  Kind = "finetune"  // starts a training task
-	KindGenerate  Kind = "generate"  // starts an image task with a finetuned model
-	KindResult    Kind = "result"    // get_result
-	KindManage    Kind = "manage"    // my_finetunes, finetune_details, delete_finetune
-	KindAccount   Kind = "account"   // credits
+	KindFinetune Kind = "finetune" // starts a training task
+	KindGenerate Kind = "generate" // starts an image task with a finetuned model
+	KindResult   Kind = "result"   // get_result
+	KindManage   Kind = "manage"   // my_finetunes, finetune_details, delete_finetune
+	KindAccount  Kind = "account"  // credits
 )
 
 // Endpoint is one BFL API operation.

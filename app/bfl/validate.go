@@ -1,0 +1,321 @@
+package bfl
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Validate checks a JSON request body against the endpoint's fields the way
+// BFL's FastAPI server does, so a form can show the same complaints before
+// spending money. Issues come in catalog field order, at most one per field;
+// unknown fields are ignored, as BFL ignores them (see UnknownFields).
+func (e Endpoint) Validate(body []byte) []ValidationIssue {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return []ValidationIssue{{Loc: []any{"body"}, Msg: "Field required", Type: "missing"}}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return []ValidationIssue{jsonInvalid(dec.InputOffset(), err)}
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return []ValidationIssue{jsonInvalid(dec.InputOffset(), err)}
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return []ValidationIssue{{Loc: []any{"body"},
+			Msg:  "Input should be a valid dictionary or object to extract fields from",
+			Type: "model_attributes_type"}}
+	}
+	var issues []ValidationIssue
+	for _, f := range e.Fields {
+		raw, present := obj[f.Name]
+		if issue, bad := f.check(raw, present); bad {
+			issue.Loc = []any{"body", f.Name}
+			issues = append(issues, issue)
+		}
+	}
+	return issues
+}
+
+// jsonInvalid is FastAPI's answer to a body that is not JSON: the location
+// holds the byte offset of the problem.
+func jsonInvalid(offset int64, err error) ValidationIssue {
+	var syn *json.SyntaxError
+	if errors.As(err, &syn) {
+		offset = syn.Offset
+	}
+	return ValidationIssue{Loc: []any{"body", offset}, Msg: "JSON decode error", Type: "json_invalid"}
+}
+
+// ValidateQuery checks a GET endpoint's query parameters. Query values are
+// strings, converted as FastAPI converts them (e.g. "3" is a valid integer).
+func (e Endpoint) ValidateQuery(q url.Values) []ValidationIssue {
+	var issues []ValidationIssue
+	for _, f := range e.Fields {
+		vals, present := q[f.Name]
+		var raw any
+		if present && len(vals) > 0 {
+			raw = vals[0]
+		} else {
+			present = false
+		}
+		if issue, bad := f.check(raw, present); bad {
+			issue.Loc = []any{"query", f.Name}
+			issues = append(issues, issue)
+		}
+	}
+	return issues
+}
+
+// UnknownFields lists, sorted, the keys of body that the endpoint does not
+// define. BFL silently ignores them, which hides typos and made-up parameters.
+func (e Endpoint) UnknownFields(body map[string]any) []string {
+	var out []string
+	for k := range body {
+		if _, ok := e.Field(k); !ok {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// check validates one value; raw is a JSON-decoded value (numbers as
+// json.Number or float64) or a query string. The returned issue has no Loc.
+func (f Field) check(raw any, present bool) (ValidationIssue, bool) {
+	if !present {
+		if f.Required {
+			return ValidationIssue{Msg: "Field required", Type: "missing"}, true
+		}
+		return ValidationIssue{}, false
+	}
+	if raw == nil && f.Nullable {
+		return ValidationIssue{}, false
+	}
+	var issue ValidationIssue
+	var bad bool
+	switch f.Type {
+	case Integer:
+		issue, bad = f.checkNumber(raw, true)
+	case Number:
+		issue, bad = f.checkNumber(raw, false)
+	case Boolean:
+		issue, bad = checkBool(raw)
+	default:
+		issue, bad = f.checkString(raw)
+	}
+	return issue, bad
+}
+
+func (f Field) checkNumber(raw any, integer bool) (ValidationIssue, bool) {
+	kind, what := "float", "number"
+	if integer {
+		kind, what = "int", "integer"
+	}
+	typeIssue := ValidationIssue{Msg: "Input should be a valid " + what, Type: kind + "_type"}
+	var v float64
+	switch x := raw.(type) {
+	case json.Number:
+		f, err := strconv.ParseFloat(string(x), 64)
+		if err != nil && !errors.Is(err, strconv.ErrRange) {
+			return typeIssue, true
+		}
+		v = f
+	case float64:
+		v = x
+	case string:
+		parsed, ok := parseNumericString(x)
+		if !ok {
+			return ValidationIssue{Msg: "Input should be a valid " + what + ", unable to parse string as " + article(what),
+				Type: kind + "_parsing"}, true
+		}
+		v = parsed
+	default:
+		return typeIssue, true
+	}
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return ValidationIssue{Msg: "Input should be a finite number", Type: "finite_number"}, true
+	}
+	if integer && v != math.Trunc(v) {
+		return ValidationIssue{Msg: "Input should be a valid integer, got a number with a fractional part",
+			Type: "int_from_float"}, true
+	}
+	if len(f.Enum) > 0 {
+		for _, allowed := range f.Enum {
+			if a, ok := allowed.(float64); ok && a == v {
+				return ValidationIssue{}, false
+			}
+		}
+		return ValidationIssue{Msg: "Input should be " + enumList(f.Enum), Type: "enum"}, true
+	}
+	if f.Min != nil && v < *f.Min {
+		return ValidationIssue{Msg: "Input should be greater than or equal to " + formatNumber(*f.Min),
+			Type: "greater_than_equal"}, true
+	}
+	if f.Max != nil && v > *f.Max {
+		return ValidationIssue{Msg: "Input should be less than or equal to " + formatNumber(*f.Max),
+			Type: "less_than_equal"}, true
+	}
+	if f.MultipleOf != 0 && math.Mod(v, f.MultipleOf) != 0 {
+		return ValidationIssue{Msg: "Input should be a multiple of " + formatNumber(f.MultipleOf),
+			Type: "multiple_of"}, true
+	}
+	return ValidationIssue{}, false
+}
+
+func article(what string) string {
+	if what == "integer" {
+		return "an integer"
+	}
+	return "a number"
+}
+
+// parseNumericString accepts what a lax pydantic number field accepts from a
+// string: a decimal number, surrounding spaces allowed. Go-only spellings such
+// as "0x10", "Inf" or "1_000" are refused.
+func parseNumericString(s string) (float64, bool) {
+	s = strings.TrimSpace(s)
+	if s == "" || strings.Trim(s, "+-0123456789.eE") != "" {
+		return 0, false
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	return v, err == nil
+}
+
+func checkBool(raw any) (ValidationIssue, bool) {
+	parsing := ValidationIssue{Msg: "Input should be a valid boolean, unable to interpret input", Type: "bool_parsing"}
+	switch x := raw.(type) {
+	case bool:
+		return ValidationIssue{}, false
+	case string:
+		switch strings.ToLower(strings.TrimSpace(x)) {
+		case "true", "false", "1", "0", "yes", "no", "on", "off", "t", "f", "y", "n":
+			return ValidationIssue{}, false
+		}
+		return parsing, true
+	case json.Number:
+		if x == "0" || x == "1" {
+			return ValidationIssue{}, false
+		}
+		return parsing, true
+	}
+	return ValidationIssue{Msg: "Input should be a valid boolean", Type: "bool_type"}, true
+}
+
+func (f Field) checkString(raw any) (ValidationIssue, bool) {
+	s, ok := raw.(string)
+	if !ok {
+		return ValidationIssue{Msg: "Input should be a valid string", Type: "string_type"}, true
+	}
+	if len(f.Enum) > 0 {
+		for _, allowed := range f.Enum {
+			if a, ok := allowed.(string); ok && a == s {
+				return ValidationIssue{}, false
+			}
+		}
+		return ValidationIssue{Msg: "Input should be " + enumList(f.Enum), Type: "enum"}, true
+	}
+	// pydantic counts characters, not bytes.
+	n := len([]rune(s))
+	if f.MinLength > 0 && n < f.MinLength {
+		return ValidationIssue{Msg: "String should have at least " + plural(f.MinLength, "character"),
+			Type: "string_too_short"}, true
+	}
+	if f.MaxLength > 0 && n > f.MaxLength {
+		return ValidationIssue{Msg: "String should have at most " + plural(f.MaxLength, "character"),
+			Type: "string_too_long"}, true
+	}
+	switch f.Format {
+	case FormatURI:
+		return checkURL(s)
+	case FormatAspectRatio:
+		if _, _, err := ParseAspectRatio(s); err != nil {
+			return ValidationIssue{Msg: "Value error, " + err.Error(), Type: "value_error"}, true
+		}
+	case FormatBase64Image:
+		return checkBase64(s, "an image (PNG, JPEG or WebP)", isImage)
+	case FormatBase64ZIP:
+		return checkBase64(s, "a ZIP archive", isZIP)
+	}
+	return ValidationIssue{}, false
+}
+
+func checkURL(s string) (ValidationIssue, bool) {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return ValidationIssue{Msg: "Input should be a valid URL with a scheme and a host", Type: "url_parsing"}, true
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return ValidationIssue{Msg: "URL scheme should be 'http' or 'https'", Type: "url_scheme"}, true
+	}
+	return ValidationIssue{}, false
+}
+
+// checkBase64 decodes s as a stream (a ZIP body can be tens of megabytes, so
+// it is never held decoded) and checks the decoded data's leading bytes.
+func checkBase64(s, what string, signature func([]byte) bool) (ValidationIssue, bool) {
+	enc := base64.RawStdEncoding
+	if strings.HasSuffix(s, "=") {
+		enc = base64.StdEncoding
+	}
+	dec := base64.NewDecoder(enc, strings.NewReader(s))
+	head := make([]byte, 12)
+	n, err := io.ReadFull(dec, head)
+	if err == nil {
+		_, err = io.Copy(io.Discard, dec)
+	}
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return ValidationIssue{Msg: "Base64 decoding error: " + err.Error(), Type: "base64_decode"}, true
+	}
+	if !signature(head[:n]) {
+		return ValidationIssue{Msg: "Value error, the decoded data should be " + what, Type: "value_error"}, true
+	}
+	return ValidationIssue{}, false
+}
+
+func isImage(b []byte) bool {
+	return bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")) ||
+		bytes.HasPrefix(b, []byte{0xFF, 0xD8, 0xFF}) ||
+		(len(b) >= 12 && string(b[:4]) == "RIFF" && string(b[8:12]) == "WEBP")
+}
+
+func isZIP(b []byte) bool { return bytes.HasPrefix(b, []byte("PK")) }
+
+// enumList spells allowed values as pydantic does: 'a', 'b' or 'c'; numbers unquoted.
+func enumList(values []any) string {
+	parts := make([]string, len(values))
+	for i, v := range values {
+		switch x := v.(type) {
+		case string:
+			parts[i] = "'" + x + "'"
+		case float64:
+			parts[i] = formatNumber(x)
+		default:
+			parts[i] = fmt.Sprint(x)
+		}
+	}
+	if len(parts) < 2 {
+		return strings.Join(parts, "")
+	}
+	return strings.Join(parts[:len(parts)-1], ", ") + " or " + parts[len(parts)-1]
+}
+
+func formatNumber(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return strconv.Itoa(n) + " " + word + "s"
+}
