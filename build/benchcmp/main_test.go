@@ -1,0 +1,132 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// fakeBFL answers the two benchmarked requests under prefix and counts what
+// arrives, so the test can check each way was really exercised with the
+// right credentials.
+type fakeBFL struct {
+	prefix   string
+	header   string // header that must be present, and its value
+	value    string
+	small    atomic.Int64
+	uploads  atomic.Int64
+	bodySize atomic.Int64
+}
+
+func (f *fakeBFL) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if f.header != "" && r.Header.Get(f.header) != f.value {
+		http.Error(w, `{"detail":"Not authenticated"}`, http.StatusForbidden)
+		return
+	}
+	switch r.URL.Path {
+	case f.prefix + "/v1/credits":
+		f.small.Add(1)
+		io.WriteString(w, `{"credits":1000}`)
+	case f.prefix + "/v1/finetune":
+		var body struct {
+			FileData string `json:"file_data"`
+		}
+		b, _ := io.ReadAll(r.Body)
+		if err := json.Unmarshal(b, &body); err != nil || body.FileData == "" {
+			http.Error(w, `{"detail":"bad body"}`, http.StatusUnprocessableEntity)
+			return
+		}
+		f.uploads.Add(1)
+		f.bodySize.Store(int64(len(b)))
+		io.WriteString(w, `{"id":"x","polling_url":"http://x/v1/get_result?id=x"}`)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func TestRunMeasuresThreeWays(t *testing.T) {
+	direct := &fakeBFL{header: "x-key", value: "k"}
+	proxy := &fakeBFL{prefix: "/api", header: "Authorization", value: "Bearer tok"}
+	nginx := &fakeBFL{}
+	var srv []*httptest.Server
+	for _, h := range []http.Handler{direct, proxy, nginx} {
+		s := httptest.NewServer(h)
+		defer s.Close()
+		srv = append(srv, s)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	err := run(ctx, []string{
+		"-direct", srv[0].URL, "-proxy", srv[1].URL, "-nginx", srv[2].URL,
+		"-key", "k", "-token", "tok", "-clients", "1,3", "-duration", "600ms", "-rounds", "2",
+		"-upload-mb", "1", "-upload-images", "2", "-uploads", "2",
+		"-big-mb", "2", "-proxy-pid", strconv.Itoa(os.Getpid()),
+	}, &out)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	report := out.String()
+	t.Log(report)
+	for name, f := range map[string]*fakeBFL{"direct": direct, "proxy": proxy, "nginx": nginx} {
+		if f.small.Load() < 10 {
+			t.Errorf("%s saw %d small requests", name, f.small.Load())
+		}
+		// One warm-up and two timed uploads each; the proxy also gets the big one.
+		want := int64(3)
+		if name == "proxy" {
+			want = 4
+		}
+		if f.uploads.Load() != want {
+			t.Errorf("%s saw %d uploads, want %d", name, f.uploads.Load(), want)
+		}
+	}
+	if n := proxy.bodySize.Load(); n < 2<<20*95/100 || n > 2<<20*105/100 {
+		t.Errorf("the big upload was %d bytes, want about 2 MB", n)
+	}
+	for _, want := range []string{
+		"Small JSON round trip", "Finetune upload", "200 x2", "Proxy memory during",
+		"small p50,  1 clients: proxy/nginx", "small p50,  3 clients", "upload p50: proxy/nginx",
+	} {
+		if !strings.Contains(report, want) {
+			t.Errorf("report lacks %q:\n%s", want, report)
+		}
+	}
+	if strings.Contains(report, "WARNING") {
+		t.Errorf("no request should have failed:\n%s", report)
+	}
+}
+
+func TestRunReportsRefusedRequests(t *testing.T) {
+	ok := httptest.NewServer(&fakeBFL{})
+	defer ok.Close()
+	locked := httptest.NewServer(&fakeBFL{header: "x-key", value: "right"})
+	defer locked.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out bytes.Buffer
+	err := run(ctx, []string{"-direct", locked.URL, "-proxy", ok.URL, "-nginx", ok.URL, "-key", "wrong",
+		"-duration", "300ms", "-rounds", "1"}, &out)
+	if err == nil || !strings.Contains(err.Error(), "status 403") {
+		t.Fatalf("a wrong key should stop the run naming the status, got %v", err)
+	}
+}
+
+func TestParseFlagsNeedsAllThree(t *testing.T) {
+	if _, err := parseFlags([]string{"-direct", "http://a", "-proxy", "http://b"}); err == nil {
+		t.Fatal("missing -nginx should be an error")
+	}
+	if _, err := parseFlags([]string{"-direct", "a", "-proxy", "b", "-nginx", "c", "-clients", "2,x"}); err == nil ||
+		!strings.Contains(err.Error(), "-clients") {
+		t.Fatalf("bad -clients should name the flag, got %v", err)
+	}
+}
