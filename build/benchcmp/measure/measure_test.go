@@ -91,11 +91,11 @@ func TestDatasetBody(t *testing.T) {
 		t.Fatalf("body is %d bytes, want within 5%% of %d", n, 3<<20)
 	}
 	var fields struct {
-		FileData      string `json:"file_data"`
-		Mode          string `json:"mode"`
-		FinetuneType  string `json:"finetune_type"`
-		Iterations    int    `json:"iterations"`
-		Comment string `json:"finetune_comment"`
+		FileData     string `json:"file_data"`
+		Mode         string `json:"mode"`
+		FinetuneType string `json:"finetune_type"`
+		Iterations   int    `json:"iterations"`
+		Comment      string `json:"finetune_comment"`
 	}
 	if err := json.Unmarshal(body, &fields); err != nil {
 		t.Fatalf("body is not JSON: %v", err)
