@@ -54,8 +54,9 @@ type MyFinetunes struct {
 	Finetunes []string `json:"finetunes"`
 }
 
-// FinetuneDetails answers GET /v1/finetune_details. BFL documents it as free-form;
-// these are the keys seen in practice, and Extra keeps the rest.
+// FinetuneDetails answers GET /v1/finetune_details. BFL documents the inner
+// object as free-form (in practice the training settings and a timestamp), so
+// it stays a map and readers pick the keys they know.
 type FinetuneDetails struct {
 	Details map[string]any `json:"finetune_details"`
 }

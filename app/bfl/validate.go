@@ -19,17 +19,22 @@ import (
 // spending money. Issues come in catalog field order, at most one per field;
 // unknown fields are ignored, as BFL ignores them (see UnknownFields).
 func (e Endpoint) Validate(body []byte) []ValidationIssue {
-	if len(bytes.TrimSpace(body)) == 0 {
-		return []ValidationIssue{{Loc: []any{"body"}, Msg: "Field required", Type: "missing"}}
+	if len(bytes.Trim(body, jsonSpace)) == 0 {
+		return []ValidationIssue{bodyMissing()}
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
-		return []ValidationIssue{jsonInvalid(dec.InputOffset(), err)}
+		return []ValidationIssue{jsonInvalid(body, err)}
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return []ValidationIssue{jsonInvalid(dec.InputOffset(), err)}
+	end := int(dec.InputOffset())
+	if rest := bytes.TrimLeft(body[end:], jsonSpace); len(rest) != 0 {
+		return []ValidationIssue{jsonInvalidAt(len(body) - len(rest))}
+	}
+	if v == nil {
+		// FastAPI reads a JSON null body as no body at all.
+		return []ValidationIssue{bodyMissing()}
 	}
 	obj, ok := v.(map[string]any)
 	if !ok {
@@ -48,14 +53,26 @@ func (e Endpoint) Validate(body []byte) []ValidationIssue {
 	return issues
 }
 
+// jsonSpace is the whitespace JSON allows between tokens.
+const jsonSpace = " \t\r\n"
+
+func bodyMissing() ValidationIssue {
+	return ValidationIssue{Loc: []any{"body"}, Msg: "Field required", Type: "missing"}
+}
+
 // jsonInvalid is FastAPI's answer to a body that is not JSON: the location
-// holds the byte offset of the problem.
-func jsonInvalid(offset int64, err error) ValidationIssue {
+// holds the index of the offending byte, as Python's decoder reports it.
+func jsonInvalid(body []byte, err error) ValidationIssue {
 	var syn *json.SyntaxError
-	if errors.As(err, &syn) {
-		offset = syn.Offset
+	if errors.As(err, &syn) && syn.Offset > 0 {
+		// Go counts the bytes read, the bad one included.
+		return jsonInvalidAt(int(syn.Offset) - 1)
 	}
-	return ValidationIssue{Loc: []any{"body", offset}, Msg: "JSON decode error", Type: "json_invalid"}
+	return jsonInvalidAt(len(body))
+}
+
+func jsonInvalidAt(pos int) ValidationIssue {
+	return ValidationIssue{Loc: []any{"body", pos}, Msg: "JSON decode error", Type: "json_invalid"}
 }
 
 // ValidateQuery checks a GET endpoint's query parameters. Query values are
@@ -103,19 +120,15 @@ func (f Field) check(raw any, present bool) (ValidationIssue, bool) {
 	if raw == nil && f.Nullable {
 		return ValidationIssue{}, false
 	}
-	var issue ValidationIssue
-	var bad bool
 	switch f.Type {
 	case Integer:
-		issue, bad = f.checkNumber(raw, true)
+		return f.checkNumber(raw, true)
 	case Number:
-		issue, bad = f.checkNumber(raw, false)
+		return f.checkNumber(raw, false)
 	case Boolean:
-		issue, bad = checkBool(raw)
-	default:
-		issue, bad = f.checkString(raw)
+		return checkBool(raw)
 	}
-	return issue, bad
+	return f.checkString(raw)
 }
 
 func (f Field) checkNumber(raw any, integer bool) (ValidationIssue, bool) {
@@ -159,17 +172,18 @@ func (f Field) checkNumber(raw any, integer bool) (ValidationIssue, bool) {
 		}
 		return ValidationIssue{Msg: "Input should be " + enumList(f.Enum), Type: "enum"}, true
 	}
-	if f.Min != nil && v < *f.Min {
-		return ValidationIssue{Msg: "Input should be greater than or equal to " + formatNumber(*f.Min),
-			Type: "greater_than_equal"}, true
+	// pydantic's order: multiple_of, then the upper bound, then the lower.
+	if f.MultipleOf != 0 && math.Mod(v, f.MultipleOf) != 0 {
+		return ValidationIssue{Msg: "Input should be a multiple of " + formatNumber(f.MultipleOf),
+			Type: "multiple_of"}, true
 	}
 	if f.Max != nil && v > *f.Max {
 		return ValidationIssue{Msg: "Input should be less than or equal to " + formatNumber(*f.Max),
 			Type: "less_than_equal"}, true
 	}
-	if f.MultipleOf != 0 && math.Mod(v, f.MultipleOf) != 0 {
-		return ValidationIssue{Msg: "Input should be a multiple of " + formatNumber(f.MultipleOf),
-			Type: "multiple_of"}, true
+	if f.Min != nil && v < *f.Min {
+		return ValidationIssue{Msg: "Input should be greater than or equal to " + formatNumber(*f.Min),
+			Type: "greater_than_equal"}, true
 	}
 	return ValidationIssue{}, false
 }
