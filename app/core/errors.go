@@ -1,0 +1,77 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/fluxforge/fluxforge/app/bfl"
+)
+
+// ErrNotFound is wrapped by a *StorageError when a key has no record.
+var ErrNotFound = errors.New("not found")
+
+// ConfigError reports a configuration value that cannot be used.
+type ConfigError struct {
+	Key string
+	Err error
+}
+
+func (e *ConfigError) Error() string { return fmt.Sprintf("config %q: %v", e.Key, e.Err) }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// APIError is any failure of a call to the proxy. Message is one sentence the
+// user can act on; the UI shows it as is.
+type APIError struct {
+	Endpoint   string
+	Status     int // 0 when no HTTP answer arrived
+	Message    string
+	Field      string // the form field a 422 names, "" otherwise
+	RetryAfter time.Duration
+	Detail     *bfl.Error // the decoded error body, nil without one
+	Err        error
+}
+
+func (e *APIError) Error() string {
+	if e.Status == 0 {
+		return fmt.Sprintf("%s: %s", e.Endpoint, e.Message)
+	}
+	return fmt.Sprintf("%s: HTTP %d: %s", e.Endpoint, e.Status, e.Message)
+}
+
+func (e *APIError) Unwrap() error { return e.Err }
+
+// StorageError is a failed storage operation. A missing record wraps ErrNotFound.
+type StorageError struct {
+	Op, Store, Key string
+	Err            error
+}
+
+func (e *StorageError) Error() string {
+	if e.Key == "" {
+		return fmt.Sprintf("storage %s %s: %v", e.Op, e.Store, e.Err)
+	}
+	return fmt.Sprintf("storage %s %s/%s: %v", e.Op, e.Store, e.Key, e.Err)
+}
+
+func (e *StorageError) Unwrap() error { return e.Err }
+
+// ValidationError holds one message per invalid field, keyed by field name.
+type ValidationError struct {
+	Fields map[string]string
+}
+
+func (e *ValidationError) Error() string {
+	names := make([]string, 0, len(e.Fields))
+	for name := range e.Fields {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, name := range names {
+		parts[i] = name + ": " + e.Fields[name]
+	}
+	return "invalid request: " + strings.Join(parts, "; ")
+}
