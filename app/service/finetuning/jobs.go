@@ -1,0 +1,275 @@
+package finetuning
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/fluxforge/fluxforge/app/bfl"
+	"github.com/fluxforge/fluxforge/app/core"
+)
+
+// Job is a finetune started from this browser, as kept in core.StoreJobs.
+type Job struct {
+	ID          string     `json:"id"`
+	Name        string     `json:"name"`
+	TriggerWord string     `json:"trigger_word"`
+	Mode        string     `json:"mode"`
+	Type        string     `json:"finetune_type"`
+	Status      bfl.Status `json:"status"`
+	// Progress is 0..100, nil while BFL reports none.
+	Progress   *float64  `json:"progress,omitempty"`
+	Started    time.Time `json:"started"`
+	Ended      time.Time `json:"ended,omitzero"`
+	PollingURL string    `json:"polling_url,omitempty"`
+	LastError  string    `json:"last_error,omitempty"`
+	// UnknownSince is when BFL began answering a status this app does not
+	// know; polling gives up once that lasts past the tracker's deadline.
+	UnknownSince time.Time `json:"unknown_since,omitzero"`
+}
+
+// Done reports whether polling has stopped for good: a terminal status, or
+// an unknown status that outlasted the deadline (Ended set either way).
+func (j Job) Done() bool { return j.Status.Terminal() || !j.Ended.IsZero() }
+
+// Elapsed is the training time so far, or in total once done.
+func (j Job) Elapsed(now time.Time) time.Duration {
+	end := now
+	if !j.Ended.IsZero() {
+		end = j.Ended
+	}
+	return end.Sub(j.Started).Round(time.Second)
+}
+
+// resultSource is the part of the API client polling needs.
+type resultSource interface {
+	Poll(ctx context.Context, pollingURL string) (bfl.ResultResponse, error)
+	Get(ctx context.Context, endpoint string, query url.Values, out any) error
+}
+
+// records is the part of storage the jobs and the draft need.
+type records interface {
+	Put(ctx context.Context, store, key string, v any) error
+	Get(ctx context.Context, store, key string, v any) error
+	List(ctx context.Context, store string) ([]json.RawMessage, error)
+	Delete(ctx context.Context, store, key string) error
+}
+
+// Polling cadence: training takes minutes to hours, so a few seconds between
+// polls is prompt enough, and backing off to 15 s keeps a long training from
+// costing thousands of requests.
+const (
+	DefaultMinDelay        = 2 * time.Second
+	DefaultMaxDelay        = 15 * time.Second
+	DefaultUnknownDeadline = 30 * time.Minute
+)
+
+// Tracker polls jobs to a terminal status and keeps their records current.
+type Tracker struct {
+	api   resultSource
+	store records
+	// onUpdate receives every changed job; it is called from the polling goroutine.
+	onUpdate func(Job)
+
+	MinDelay, MaxDelay time.Duration
+	UnknownDeadline    time.Duration
+	Now                func() time.Time
+	Sleep              func(context.Context, time.Duration) error
+
+	mu        sync.Mutex
+	following map[string]bool
+}
+
+// NewTracker returns a tracker with the default cadence.
+func NewTracker(api resultSource, store records, onUpdate func(Job)) *Tracker {
+	if onUpdate == nil {
+		onUpdate = func(Job) {}
+	}
+	return &Tracker{
+		api: api, store: store, onUpdate: onUpdate,
+		MinDelay: DefaultMinDelay, MaxDelay: DefaultMaxDelay, UnknownDeadline: DefaultUnknownDeadline,
+		Now: time.Now, Sleep: sleepCtx,
+		following: map[string]bool{},
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// Save writes the job's record.
+func (t *Tracker) Save(ctx context.Context, j Job) error {
+	if err := t.store.Put(ctx, core.StoreJobs, j.ID, j); err != nil {
+		return fmt.Errorf("save job %s: %w", j.ID, err)
+	}
+	return nil
+}
+
+// Jobs returns every stored job, newest first.
+func (t *Tracker) Jobs(ctx context.Context) ([]Job, error) {
+	raws, err := t.store.List(ctx, core.StoreJobs)
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	jobs := make([]Job, 0, len(raws))
+	for _, raw := range raws {
+		var j Job
+		if err := json.Unmarshal(raw, &j); err != nil {
+			return nil, fmt.Errorf("decode job record: %w", err)
+		}
+		jobs = append(jobs, j)
+	}
+	sort.SliceStable(jobs, func(a, b int) bool { return jobs[a].Started.After(jobs[b].Started) })
+	return jobs, nil
+}
+
+// Resume follows every stored job that is not done, concurrently, and
+// returns when all have finished or ctx ends: this is what brings polling
+// back after a reload.
+func (t *Tracker) Resume(ctx context.Context) error {
+	jobs, err := t.Jobs(ctx)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		if j.Done() {
+			continue
+		}
+		wg.Go(func() { _, _ = t.Follow(ctx, j) })
+	}
+	wg.Wait()
+	return nil
+}
+
+// Follow polls one job until it is done or ctx ends, saving and reporting
+// each change. A job already followed elsewhere is left to that follower.
+func (t *Tracker) Follow(ctx context.Context, j Job) (Job, error) {
+	t.mu.Lock()
+	if t.following[j.ID] {
+		t.mu.Unlock()
+		return j, nil
+	}
+	t.following[j.ID] = true
+	t.mu.Unlock()
+	defer func() {
+		t.mu.Lock()
+		delete(t.following, j.ID)
+		t.mu.Unlock()
+	}()
+
+	delay := t.MinDelay
+	for !j.Done() {
+		res, err := t.poll(ctx, j)
+		if ctx.Err() != nil {
+			return j, ctx.Err()
+		}
+		if err != nil {
+			// The proxy already retried; keep the error visible and try
+			// again later rather than abandon a paid training.
+			j.LastError = userMessage(err)
+		} else {
+			j = t.apply(j, res)
+		}
+		if err := t.Save(ctx, j); err != nil {
+			j.LastError = userMessage(err)
+		}
+		t.onUpdate(j)
+		if j.Done() {
+			break
+		}
+		if err := t.Sleep(ctx, jitter(delay)); err != nil {
+			return j, err
+		}
+		delay = min(delay*3/2, t.MaxDelay)
+	}
+	return j, nil
+}
+
+func (t *Tracker) poll(ctx context.Context, j Job) (bfl.ResultResponse, error) {
+	if j.PollingURL != "" {
+		return t.api.Poll(ctx, j.PollingURL)
+	}
+	// Without a polling URL (a webhook submit), the regional host answers by id.
+	var r bfl.ResultResponse
+	err := t.api.Get(ctx, "get_result", url.Values{"id": {j.ID}}, &r)
+	return r, err
+}
+
+func (t *Tracker) apply(j Job, r bfl.ResultResponse) Job {
+	now := t.Now()
+	j.LastError = ""
+	j.Status = r.Status
+	if p := bfl.NormalizeProgress(r.Progress); p != nil {
+		j.Progress = p
+	}
+	switch {
+	case r.Status.Terminal():
+		j.Ended = now
+		j.UnknownSince = time.Time{}
+		if r.Status == bfl.StatusReady {
+			full := 100.0
+			j.Progress = &full
+		} else {
+			j.LastError = terminalMessage(r)
+		}
+	case !r.Status.Known():
+		if j.UnknownSince.IsZero() {
+			j.UnknownSince = now
+		}
+		if now.Sub(j.UnknownSince) >= t.UnknownDeadline {
+			j.Ended = now
+			j.LastError = fmt.Sprintf("BFL kept reporting the unknown status %q for %s; polling stopped. Check the Models tab later.",
+				r.Status, t.UnknownDeadline)
+		}
+	default:
+		j.UnknownSince = time.Time{}
+	}
+	return j
+}
+
+// terminalMessage explains a failed training in words, with BFL's details.
+func terminalMessage(r bfl.ResultResponse) string {
+	var msg string
+	switch r.Status {
+	case bfl.StatusRequestModerated, bfl.StatusContentModerated:
+		msg = "BFL's moderation refused this training."
+	case bfl.StatusTaskNotFound:
+		msg = "BFL no longer knows this task; it may have expired."
+	default:
+		msg = "The training failed at BFL."
+	}
+	if len(r.Details) > 0 {
+		if b, err := json.Marshal(r.Details); err == nil {
+			msg += " Details: " + string(b)
+		}
+	}
+	return msg
+}
+
+// userMessage prefers the API client's sentence for the user.
+func userMessage(err error) string {
+	var apiErr *core.APIError
+	if errors.As(err, &apiErr) && apiErr.Message != "" {
+		return apiErr.Message
+	}
+	return err.Error()
+}
+
+// jitter spreads polls by ±20% so many tabs or jobs do not poll in step.
+func jitter(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}

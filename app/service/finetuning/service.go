@@ -1,0 +1,83 @@
+package finetuning
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/fluxforge/fluxforge/app/bfl"
+)
+
+// uploader is the part of the API client that sends the training request.
+type uploader interface {
+	resultSource
+	PostJSON(ctx context.Context, endpoint string, body []byte, progress func(sent, total int64), out any) error
+}
+
+// Service starts trainings and keeps their jobs and the draft.
+type Service struct {
+	api    uploader
+	Jobs   *Tracker
+	Drafts *Drafts
+	now    func() time.Time
+}
+
+// New returns the finetuning service. onUpdate receives every job change
+// (from a polling goroutine; the UI dispatches it to its own goroutine).
+func New(api uploader, store blobStore, onUpdate func(Job)) *Service {
+	return &Service{api: api, Jobs: NewTracker(api, store, onUpdate), Drafts: NewDrafts(store), now: time.Now}
+}
+
+// StartOptions are the per-call hooks of Start.
+type StartOptions struct {
+	Webhooks bool
+	// Progress reports upload progress in bytes.
+	Progress func(sent, total int64)
+	// Yield is called about every MB while packing so the page stays responsive.
+	Yield func()
+}
+
+// Start validates the form and the dataset, packs and uploads them, saves
+// the new job and only then clears the draft. Errors: *core.ValidationError
+// for the form, ErrNotReady for the dataset, *core.APIError from the upload
+// (its Field names the form field of a 422). The request is never retried:
+// BFL may have accepted, and charged for, an upload that failed late.
+//
+// When the upload succeeded but the job could not be saved, Start returns
+// the job and the error, so the caller can still show and follow it.
+func (s *Service) Start(ctx context.Context, d *Dataset, form Form, o StartOptions) (Job, error) {
+	fields, err := form.Fields(o.Webhooks)
+	if err != nil {
+		return Job{}, err
+	}
+	body, err := Pack(d, form.Trigger(), fields, o.Yield)
+	if err != nil {
+		return Job{}, err
+	}
+	var res bfl.AsyncResponse
+	err = s.api.PostJSON(ctx, Endpoint, body, o.Progress, &res)
+	body = nil // the envelope is tens of MB; let it go before polling starts
+	if err != nil {
+		return Job{}, fmt.Errorf("start training: %w", err)
+	}
+	id := res.TaskID()
+	if id == "" {
+		return Job{}, fmt.Errorf("start training: BFL answered without a task id")
+	}
+	job := Job{
+		ID: id, Name: strings.TrimSpace(form[FieldComment]), TriggerWord: form.Trigger(),
+		Mode: form[FieldMode], Type: form.Type(), Status: bfl.StatusPending,
+		Started: s.now(), PollingURL: res.PollingURL,
+	}
+	if res.Status != "" {
+		job.Status = res.Status
+	}
+	if err := s.Jobs.Save(ctx, job); err != nil {
+		return job, err
+	}
+	if err := s.Drafts.Clear(ctx); err != nil {
+		return job, err
+	}
+	return job, nil
+}

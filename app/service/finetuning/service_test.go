@@ -1,0 +1,210 @@
+package finetuning
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fluxforge/fluxforge/app/bfl"
+	"github.com/fluxforge/fluxforge/app/core"
+)
+
+func threeImages() *Dataset {
+	d := &Dataset{}
+	d.AddImage(randomImage("a.jpg", jpegHead, 4000, 1))
+	d.AddImage(randomImage("b.png", pngHead, 3000, 2))
+	d.AddImage(randomImage("c.webp", webpHead, 2000, 3))
+	d.SetCaption("a.jpg", "TOK at the sea")
+	return d
+}
+
+// countingStore counts blob writes to show unchanged images are not rewritten.
+type countingStore struct {
+	core.Storage
+	blobPuts atomic.Int32
+}
+
+func (c *countingStore) PutBlob(ctx context.Context, key string, data []byte, ct string) error {
+	c.blobPuts.Add(1)
+	return c.Storage.PutBlob(ctx, key, data, ct)
+}
+
+func TestDraftSurvivesAndSavesOnlyNewBlobs(t *testing.T) {
+	ctx := context.Background()
+	store := &countingStore{Storage: core.NewMemoryStorage()}
+	drafts := NewDrafts(store)
+
+	d, f, err := drafts.Load(ctx)
+	if err != nil || len(d.Images) != 0 || f[FieldMode] != "general" {
+		t.Fatalf("empty load: %+v %v %v", d, f, err)
+	}
+	d = threeImages()
+	d.AddCaption("orphan.txt", "lonely")
+	form := validForm()
+	form[FieldIterations] = "450"
+	if err := drafts.Save(ctx, d, form); err != nil {
+		t.Fatal(err)
+	}
+	if n := store.blobPuts.Load(); n != 3 {
+		t.Fatalf("%d blob writes, want 3", n)
+	}
+	d.SetCaption("b.png", "TOK on a chair")
+	gone := d.Images[2]
+	d.Remove("c.webp")
+	if err := drafts.Save(ctx, d, form); err != nil {
+		t.Fatal(err)
+	}
+	if n := store.blobPuts.Load(); n != 3 {
+		t.Errorf("re-save rewrote blobs: %d writes", n)
+	}
+	if _, _, err := store.GetBlob(ctx, blobKey(gone)); !errors.Is(err, core.ErrNotFound) {
+		t.Errorf("removed image's blob kept: %v", err)
+	}
+
+	got, gotForm, err := NewDrafts(store).Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Images) != 2 || !bytes.Equal(got.Images[0].Data, d.Images[0].Data) ||
+		got.Images[1].Caption != "TOK on a chair" || got.Images[0].OriginalW != d.Images[0].OriginalW ||
+		got.Images[0].SHA256 != d.Images[0].SHA256 || got.Orphans["orphan.txt"] != "lonely" {
+		t.Errorf("restored dataset differs: %+v", got)
+	}
+	if gotForm[FieldIterations] != "450" || gotForm[FieldComment] != "Portraits of Ada" {
+		t.Errorf("restored form %v", gotForm)
+	}
+
+	if err := drafts.Clear(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, im := range d.Images {
+		if _, _, err := store.GetBlob(ctx, blobKey(im)); !errors.Is(err, core.ErrNotFound) {
+			t.Errorf("blob of %s survives Clear", im.Name)
+		}
+	}
+	if d2, _, _ := drafts.Load(ctx); len(d2.Images) != 0 {
+		t.Error("draft survives Clear")
+	}
+}
+
+func TestDraftLoadReportsMissingBlobs(t *testing.T) {
+	ctx := context.Background()
+	store := core.NewMemoryStorage()
+	drafts := NewDrafts(store)
+	d := threeImages()
+	if err := drafts.Save(ctx, d, validForm()); err != nil {
+		t.Fatal(err)
+	}
+	store.DeleteBlob(ctx, blobKey(d.Images[1]))
+	got, _, err := drafts.Load(ctx)
+	if !errors.Is(err, core.ErrNotFound) || !strings.Contains(err.Error(), "b.png") || len(got.Images) != 2 {
+		t.Fatalf("got %d images, err %v", len(got.Images), err)
+	}
+}
+
+func TestStartSendsPackedRequestSavesJobAndClearsDraft(t *testing.T) {
+	ctx := context.Background()
+	store := core.NewMemoryStorage()
+	api := &fakeAPI{postRes: bfl.AsyncResponse{ID: "ft-1", PollingURL: "https://api.us1.bfl.ai/v1/get_result?id=ft-1"}}
+	s := New(api, store, nil)
+	d := threeImages()
+	form := validForm()
+	form[FieldTrigger] = "TOK"
+	if err := s.Drafts.Save(ctx, d, form); err != nil {
+		t.Fatal(err)
+	}
+	var last [2]int64
+	job, err := s.Start(ctx, d, form, StartOptions{Progress: func(sent, total int64) { last = [2]int64{sent, total} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last[0] != last[1] || last[1] != int64(len(api.posted)) {
+		t.Errorf("progress %v for a %d-byte body", last, len(api.posted))
+	}
+	var body map[string]any
+	if err := json.Unmarshal(api.posted, &body); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := base64.StdEncoding.DecodeString(body[FieldFileData].(string))
+	zr, err := zip.NewReader(bytes.NewReader(raw), int64(len(raw)))
+	if err != nil || len(zr.File) != 4 {
+		t.Fatalf("sent ZIP: %v, %d entries", err, len(zr.File))
+	}
+	if body[FieldComment] != "Portraits of Ada" || body[FieldMode] != "general" {
+		t.Errorf("sent fields %v", body)
+	}
+	if job.ID != "ft-1" || job.Name != "Portraits of Ada" || job.TriggerWord != "TOK" || job.Type != "full" ||
+		job.Status != bfl.StatusPending || job.PollingURL == "" {
+		t.Errorf("job %+v", job)
+	}
+	jobs, err := s.Jobs.Jobs(ctx)
+	if err != nil || len(jobs) != 1 || jobs[0].ID != "ft-1" {
+		t.Errorf("stored jobs %+v %v", jobs, err)
+	}
+	if restored, _, _ := s.Drafts.Load(ctx); len(restored.Images) != 0 {
+		t.Error("draft kept after a successful start")
+	}
+}
+
+func TestStartFailureKeepsDraft(t *testing.T) {
+	ctx := context.Background()
+	store := core.NewMemoryStorage()
+	api422 := &core.APIError{Status: 422, Field: FieldIterations, Message: "Iterations: input should be less than or equal to 1000"}
+	api := &fakeAPI{postErr: api422}
+	s := New(api, store, nil)
+	d := threeImages()
+	form := validForm()
+	if err := s.Drafts.Save(ctx, d, form); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Start(ctx, d, form, StartOptions{})
+	var apiErr *core.APIError
+	if !errors.As(err, &apiErr) || apiErr.Field != FieldIterations {
+		t.Fatalf("err = %v, want the 422 APIError", err)
+	}
+	if restored, _, _ := s.Drafts.Load(ctx); len(restored.Images) != 3 {
+		t.Error("draft lost after a failed upload")
+	}
+	if jobs, _ := s.Jobs.Jobs(ctx); len(jobs) != 0 {
+		t.Errorf("job saved for a failed upload: %+v", jobs)
+	}
+
+	// Nothing is sent for a bad form or a blocked dataset.
+	api.posted = nil
+	bad := validForm()
+	bad[FieldIterations] = "99999"
+	if _, err := s.Start(ctx, d, bad, StartOptions{}); fieldErrors(t, err)[FieldIterations] == "" {
+		t.Errorf("bad form: %v", err)
+	}
+	empty := &Dataset{}
+	if _, err := s.Start(ctx, empty, form, StartOptions{}); !errors.Is(err, ErrNotReady) {
+		t.Errorf("empty dataset: %v", err)
+	}
+	if api.posted != nil {
+		t.Error("something was uploaded for an invalid request")
+	}
+}
+
+func TestDebouncerRunsOnlyTheLast(t *testing.T) {
+	var ran atomic.Int32
+	var last atomic.Int32
+	d := Debouncer{Delay: 200 * time.Millisecond}
+	for i := range 5 {
+		d.Trigger(func() { ran.Add(1); last.Store(int32(i)) })
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for ran.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if ran.Load() != 1 || last.Load() != 4 {
+		t.Errorf("ran %d times, last %d; want once, the last", ran.Load(), last.Load())
+	}
+}
