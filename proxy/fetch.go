@@ -1,0 +1,179 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/fluxforge/fluxforge/proxy/allow"
+)
+
+const maxRedirects = 5
+
+// errRedirect marks a redirect the proxy refused to follow.
+var errRedirect = errors.New("redirect refused")
+
+// fetchClient follows redirects only to hosts on the same list, never
+// carries the key across one, and never uses cookies.
+func (s *server) fetchClient(t http.RoundTripper, list *allow.List, listName string) *http.Client {
+	return &http.Client{
+		Transport: t,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			req.Header.Del("x-key")
+			if len(via) >= maxRedirects {
+				return fmt.Errorf("%w: more than %d redirects", errRedirect, maxRedirects)
+			}
+			if err := list.Check(req.URL); err != nil {
+				return fmt.Errorf("%w to %s: %w (%s)", errRedirect, req.URL.Host, err, listName)
+			}
+			return nil
+		},
+	}
+}
+
+// target reads and checks the url query parameter of /api/poll and /api/image.
+func target(w http.ResponseWriter, r *http.Request, list *allow.List, listName string) (*url.URL, bool) {
+	if !allowMethods(w, r, http.MethodGet, http.MethodHead) {
+		return nil, false
+	}
+	raw := r.URL.Query().Get("url")
+	if raw == "" {
+		writeDetail(w, http.StatusBadRequest, "url: the query parameter is required")
+		return nil, false
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		writeDetail(w, http.StatusBadRequest, "url: not a valid URL")
+		return nil, false
+	}
+	if err := list.Check(u); err != nil {
+		writeDetail(w, http.StatusForbidden, fmt.Sprintf("url refused by %s: %v", listName, err))
+		return nil, false
+	}
+	noteTarget(r.Context(), u.Host)
+	return u, true
+}
+
+// handlePoll fetches a polling_url with the key, from allowed API hosts only.
+func (s *server) handlePoll() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, ok := target(w, r, s.poll, "POLL_HOSTS")
+		if !ok {
+			return
+		}
+		req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, u.String(), nil)
+		if err != nil {
+			writeDetail(w, http.StatusBadRequest, "url: not a valid URL")
+			return
+		}
+		req.Header.Set("Accept", "application/json")
+		if s.cfg.APIKey != "" {
+			req.Header.Set("x-key", s.cfg.APIKey)
+		}
+		resp, err := s.pollC.Do(req)
+		if err != nil {
+			s.fetchError(w, r, u, err)
+			return
+		}
+		defer resp.Body.Close()
+		if err := cleanResponse(resp); err != nil {
+			s.fetchError(w, r, u, err)
+			return
+		}
+		h := w.Header()
+		copyHeaders(h, resp.Header, "Content-Type", "Content-Length", "Retry-After")
+		h.Set("Cache-Control", "no-store")
+		w.WriteHeader(resp.StatusCode)
+		_, _ = io.Copy(w, resp.Body)
+	})
+}
+
+// handleImage fetches a result image without the key or any client header,
+// and streams it back if it is a raster image under MAX_IMAGE_MB.
+func (s *server) handleImage() http.Handler {
+	maxImage := s.cfg.MaxImageMB << 20
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, ok := target(w, r, s.delivery, "DELIVERY_HOSTS")
+		if !ok {
+			return
+		}
+		req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, u.String(), nil)
+		if err != nil {
+			writeDetail(w, http.StatusBadRequest, "url: not a valid URL")
+			return
+		}
+		req.Header.Set("Accept", "image/*")
+		resp, err := s.deliveryC.Do(req)
+		if err != nil {
+			s.fetchError(w, r, u, err)
+			return
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			status := http.StatusBadGateway
+			hint := ""
+			if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusForbidden {
+				status = http.StatusNotFound
+				hint = ": the link has probably expired (BFL keeps results about 10 minutes)"
+			}
+			writeDetail(w, status, fmt.Sprintf("the delivery host %s answered %s%s", u.Host, resp.Status, hint))
+			return
+		}
+		ct := resp.Header.Get("Content-Type")
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || !strings.HasPrefix(mt, "image/") || mt == "image/svg+xml" {
+			writeDetail(w, http.StatusBadGateway, fmt.Sprintf("the delivery host %s sent %q, not a raster image", u.Host, ct))
+			return
+		}
+		if resp.ContentLength > maxImage {
+			writeDetail(w, http.StatusBadGateway, fmt.Sprintf("the image is %.1f MB, over MAX_IMAGE_MB=%d", float64(resp.ContentLength)/(1<<20), s.cfg.MaxImageMB))
+			return
+		}
+		h := w.Header()
+		copyHeaders(h, resp.Header, "Content-Length")
+		h.Set("Content-Type", mt)
+		h.Set("Cache-Control", "no-store")
+		h.Set("X-Content-Type-Options", "nosniff")
+		// Opened directly, the image runs nothing in this origin.
+		h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
+		w.WriteHeader(http.StatusOK)
+		n, err := io.Copy(w, io.LimitReader(resp.Body, maxImage+1))
+		if n > maxImage || (err == nil && resp.ContentLength > 0 && n < resp.ContentLength) {
+			// Headers are gone: cutting the connection is the only way to
+			// tell the client the image is incomplete.
+			panic(http.ErrAbortHandler)
+		}
+	})
+}
+
+// fetchError answers a failed poll or image fetch: a refused redirect is
+// 502 naming the rule, a timeout 504, anything else 502.
+func (s *server) fetchError(w http.ResponseWriter, r *http.Request, u *url.URL, err error) {
+	switch {
+	case errors.Is(err, errRedirect):
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		writeDetail(w, http.StatusBadGateway, fmt.Sprintf("%s redirected elsewhere: %v", u.Host, err))
+	case r.Context().Err() != nil:
+		w.WriteHeader(499)
+	case isTimeout(err):
+		writeDetail(w, http.StatusGatewayTimeout, fmt.Sprintf("%s did not answer within UPSTREAM_TIMEOUT=%s", u.Host, s.cfg.UpstreamTimeout))
+	default:
+		s.log.Warn("fetch failed", "host", u.Host, "error", err.Error())
+		writeDetail(w, http.StatusBadGateway, fmt.Sprintf("could not reach %s: %s", u.Host, reason(err)))
+	}
+}
+
+func copyHeaders(dst, src http.Header, keys ...string) {
+	for _, k := range keys {
+		if v := src.Get(k); v != "" {
+			dst.Set(k, v)
+		}
+	}
+}

@@ -1,0 +1,166 @@
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/cors"
+)
+
+// requestLog collects what the access log line says about one request.
+// Handlers add the target host of /api/poll and /api/image to it; the full
+// URL stays out of the log because signed links carry their signature in
+// the query.
+type requestLog struct {
+	target string
+}
+
+type logKey struct{}
+
+// noteTarget records the host a request was forwarded to.
+func noteTarget(ctx context.Context, host string) {
+	if rl, ok := ctx.Value(logKey{}).(*requestLog); ok {
+		rl.target = host
+	}
+}
+
+// logRequests gives every request an id (returned as X-Request-Id) and logs
+// one line when it ends: id, method, path without query, status, bytes and
+// duration. A handler that aborts its response still gets its line.
+func (s *server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := rand.Text()[:16]
+		w.Header().Set("X-Request-Id", id)
+		rl := &requestLog{}
+		rw := &recorder{ResponseWriter: w}
+		defer func() {
+			attrs := []slog.Attr{
+				slog.String("id", id), slog.String("method", r.Method), slog.String("path", r.URL.Path),
+				slog.Int("status", rw.statusCode()), slog.Int64("bytes", rw.bytes),
+				slog.Duration("duration", time.Since(start)),
+			}
+			if rl.target != "" {
+				attrs = append(attrs, slog.String("target", rl.target))
+			}
+			level := slog.LevelInfo
+			if p := recover(); p != nil {
+				level = slog.LevelWarn
+				attrs = append(attrs, slog.Bool("aborted", true))
+				defer panic(p)
+			}
+			s.log.LogAttrs(r.Context(), level, "request", attrs...)
+		}()
+		next.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), logKey{}, rl)))
+	})
+}
+
+// recorder counts status and bytes. Unwrap lets http.ResponseController
+// (which ReverseProxy uses to flush) reach the real writer.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 && code >= 200 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += int64(n)
+	return n, err
+}
+
+// ReadFrom keeps the server's sendfile path for static files.
+func (r *recorder) ReadFrom(src io.Reader) (int64, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	n, err := io.Copy(r.ResponseWriter, src)
+	r.bytes += n
+	return n, err
+}
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func (r *recorder) statusCode() int {
+	if r.status == 0 {
+		return http.StatusOK
+	}
+	return r.status
+}
+
+// requireToken demands Authorization: Bearer <PROXY_TOKEN> when a token is
+// configured. Both sides are hashed first so the comparison takes the same
+// time whatever the length of the guess.
+func (s *server) requireToken(next http.Handler) http.Handler {
+	if s.cfg.Token == "" {
+		return next
+	}
+	want := sha256.Sum256([]byte(s.cfg.Token))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth := r.Header.Get("Authorization")
+		token, ok := strings.CutPrefix(auth, "Bearer ")
+		got := sha256.Sum256([]byte(token))
+		if !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="fluxforge"`)
+			writeDetail(w, http.StatusUnauthorized, "this proxy needs its access token: send Authorization: Bearer <PROXY_TOKEN>")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// limit answers 503 at once past MAX_CONCURRENT requests in flight, rather
+// than queueing work the client may already have given up on.
+func (s *server) limit(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case s.inflight <- struct{}{}:
+			defer func() { <-s.inflight }()
+			next.ServeHTTP(w, r)
+		default:
+			w.Header().Set("Retry-After", "1")
+			writeDetail(w, http.StatusServiceUnavailable,
+				"the proxy is handling "+strconv.Itoa(cap(s.inflight))+" requests already (MAX_CONCURRENT); retry shortly")
+		}
+	})
+}
+
+// cors lets a PWA hosted on another origin call the API, for exactly the
+// CORS_ORIGINS listed; with none listed it adds nothing.
+func (s *server) cors(next http.Handler) http.Handler {
+	if s.corsPolicy == nil {
+		return next
+	}
+	return s.corsPolicy.Handler(next)
+}
+
+func newCORS(origins []string) *cors.Cors {
+	if len(origins) == 0 {
+		return nil
+	}
+	return cors.New(cors.Options{
+		AllowedOrigins: origins,
+		AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodHead},
+		AllowedHeaders: []string{"Authorization", "Content-Type"},
+		ExposedHeaders: []string{"X-Request-Id", "Retry-After"},
+		MaxAge:         600,
+	})
+}

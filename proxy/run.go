@@ -1,0 +1,98 @@
+// Package proxy is FluxForge's server: it keeps the BFL API key, forwards the
+// catalog's endpoints with the key added, fetches polling and image URLs
+// from allowlisted hosts, serves the PWA, and with no key runs the BFL
+// simulator in-process.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"time"
+)
+
+// Run serves until ctx is done, then lets in-flight requests finish within
+// SHUTDOWN_TIMEOUT and returns nil. Configuration comes from getenv, the
+// banner goes to stdout and request logs to stderr.
+func Run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewJSONHandler(stderr, nil))
+	s, err := newServer(cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("%w: ADDR: cannot listen on %q: %w", ErrConfig, cfg.Addr, err)
+	}
+	s.banner(stdout, ln.Addr())
+
+	srv := &http.Server{
+		Handler:           s.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serving on %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	fmt.Fprintln(stdout, "shutting down: finishing requests in flight")
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+		return fmt.Errorf("requests still in flight after SHUTDOWN_TIMEOUT=%s were cut: %w", cfg.ShutdownTimeout, err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serving on %s: %w", ln.Addr(), err)
+	}
+	return nil
+}
+
+func (s *server) banner(w io.Writer, addr net.Addr) {
+	if s.cfg.Simulated() {
+		fmt.Fprintln(w, "FluxForge proxy: SIMULATED mode (no BFL_API_KEY): BFL is simulated in-process; nothing is sent to BFL and nothing is charged")
+	} else {
+		fmt.Fprintln(w, "FluxForge proxy: live mode")
+	}
+	fmt.Fprintf(w, "upstream: %s\n", s.upstreamHost)
+	if s.site.missing != "" {
+		fmt.Fprintf(w, "site: %s\n", s.site.missing)
+	}
+	if s.cfg.Token != "" {
+		fmt.Fprintln(w, "access: /api/ needs Authorization: Bearer <PROXY_TOKEN>")
+	}
+	fmt.Fprintf(w, "listening on http://%s\n", addr)
+}
+
+// version names the build in /healthz: the VCS revision when the binary
+// was built with one, else the module version.
+func version() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	for _, s := range info.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			return s.Value[:12]
+		}
+	}
+	return info.Main.Version
+}

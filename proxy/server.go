@@ -1,0 +1,137 @@
+package proxy
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+
+	"github.com/rs/cors"
+
+	"github.com/fluxforge/fluxforge/app/bfl"
+	"github.com/fluxforge/fluxforge/proxy/allow"
+	"github.com/fluxforge/fluxforge/proxy/sim"
+)
+
+// server holds everything the handlers share. It is built once by Run.
+type server struct {
+	cfg  Config
+	log  *slog.Logger
+	site *site
+
+	// methods maps each catalog endpoint name to its HTTP method; looked up
+	// on every request, so built once rather than walking the catalog.
+	methods      map[string]string
+	upstream     *url.URL
+	upstreamHost string
+	api          *httputil.ReverseProxy
+
+	poll, delivery   *allow.List
+	pollC, deliveryC *http.Client
+
+	inflight   chan struct{}
+	corsPolicy *cors.Cors
+	health     []byte
+	clientConf []byte
+
+	sim *sim.Sim
+}
+
+func newServer(cfg Config, logger *slog.Logger) (*server, error) {
+	s := &server{
+		cfg:        cfg,
+		log:        logger,
+		site:       newSite(cfg.SiteDir),
+		methods:    map[string]string{},
+		inflight:   make(chan struct{}, cfg.MaxConcurrent),
+		corsPolicy: newCORS(cfg.Origins),
+	}
+	for _, e := range bfl.Catalog() {
+		s.methods[e.Name] = e.Method
+	}
+
+	var apiTransport, fetchTransport http.RoundTripper
+	if cfg.Simulated() {
+		s.sim = sim.New(cfg.Sim)
+		t := s.sim.Transport()
+		apiTransport, fetchTransport = t, t
+		s.upstream = &url.URL{Scheme: "https", Host: sim.APIHost}
+		var err error
+		if s.poll, err = allow.New([]string{sim.APIHost}, nil); err != nil {
+			return nil, fmt.Errorf("simulated polling allowlist: %w", err)
+		}
+		if s.delivery, err = allow.New([]string{sim.DeliveryHost}, nil); err != nil {
+			return nil, fmt.Errorf("simulated delivery allowlist: %w", err)
+		}
+	} else {
+		s.upstream = cfg.upstream
+		apiTransport = newTransport(cfg, nil)
+		fetchTransport = newTransport(cfg, dialGuard(cfg.upstream))
+		origin := []string{cfg.upstreamOrigin()}
+		var err error
+		if s.poll, err = allow.New(cfg.PollHosts, origin); err != nil {
+			return nil, configError("POLL_HOSTS", "%v", err)
+		}
+		if s.delivery, err = allow.New(cfg.DeliveryHosts, origin); err != nil {
+			return nil, configError("DELIVERY_HOSTS", "%v", err)
+		}
+	}
+	s.upstreamHost = s.upstream.Host
+	s.api = s.newAPIProxy(apiTransport)
+	s.pollC = s.fetchClient(fetchTransport, s.poll, "POLL_HOSTS")
+	s.deliveryC = s.fetchClient(fetchTransport, s.delivery, "DELIVERY_HOSTS")
+
+	mode := "live"
+	if cfg.Simulated() {
+		mode = "simulated"
+	}
+	var err error
+	s.health, err = json.Marshal(map[string]string{"mode": mode, "upstream": s.upstreamHost, "version": version()})
+	if err != nil {
+		return nil, fmt.Errorf("encoding /healthz: %w", err)
+	}
+	s.clientConf, err = json.Marshal(struct {
+		Mode     string         `json:"mode"`
+		Upstream string         `json:"upstream"`
+		Flags    map[string]any `json:"flags"`
+		UI       map[string]any `json:"ui"`
+	}{mode, s.upstreamHost, cfg.client.Flags, cfg.client.UI})
+	if err != nil {
+		return nil, fmt.Errorf("%w: CONFIG_FILE: cannot be served as JSON: %w", ErrConfig, err)
+	}
+	return s, nil
+}
+
+func (s *server) close() {
+	s.site.close()
+	if s.sim != nil {
+		s.sim.Close()
+	}
+}
+
+func (s *server) handleHealth() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !allowMethods(w, r, http.MethodGet, http.MethodHead) {
+			return
+		}
+		writeRaw(w, s.health)
+	})
+}
+
+func (s *server) handleConfig() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !allowMethods(w, r, http.MethodGet, http.MethodHead) {
+			return
+		}
+		writeRaw(w, s.clientConf)
+	})
+}
+
+func writeRaw(w http.ResponseWriter, body []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	_, _ = w.Write(body)
+}

@@ -1,0 +1,165 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// forwardedHeaders are the only client headers BFL sees. Everything else
+// (cookies, the proxy token, any x-key, forwarding and browser headers)
+// stays here.
+var forwardedHeaders = []string{"Accept", "Accept-Encoding", "Accept-Language", "Content-Type", "User-Agent"}
+
+// handleAPI forwards /api/v1/<name> to <upstream>/v1/<name> for catalog
+// endpoints only, with the method the catalog gives and a capped body.
+func (s *server) handleAPI() http.Handler {
+	maxBody := s.cfg.MaxBodyMB << 20
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("name")
+		method, ok := s.methods[name]
+		if !ok {
+			writeDetail(w, http.StatusNotFound, fmt.Sprintf("Not Found: %q is not a BFL endpoint this proxy knows", name))
+			return
+		}
+		if !allowMethods(w, r, method) {
+			return
+		}
+		if method == http.MethodPost {
+			switch {
+			case r.ContentLength > maxBody:
+				writeDetail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf(
+					"request body is %.1f MB, over this proxy's MAX_BODY_MB=%d", float64(r.ContentLength)/(1<<20), s.cfg.MaxBodyMB))
+				return
+			case r.ContentLength < 0:
+				// Without a length the cap could only trip after part of the
+				// body had already gone upstream.
+				writeDetail(w, http.StatusLengthRequired, "request body needs a Content-Length header")
+				return
+			}
+			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		}
+		s.api.ServeHTTP(w, r)
+	})
+}
+
+func (s *server) newAPIProxy(transport http.RoundTripper) *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL.Path = "/v1/" + pr.In.PathValue("name")
+			pr.Out.URL.RawPath = ""
+			pr.SetURL(s.upstream)
+			pr.Out.Header = forwardHeaders(pr.In.Header)
+			if pr.In.Method == http.MethodGet {
+				pr.Out.Body, pr.Out.ContentLength = http.NoBody, 0
+			}
+			if s.cfg.APIKey != "" {
+				pr.Out.Header.Set("x-key", s.cfg.APIKey)
+			}
+		},
+		Transport:      transport,
+		BufferPool:     newBufferPool(),
+		ModifyResponse: cleanResponse,
+		ErrorHandler:   s.upstreamError,
+		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+}
+
+func forwardHeaders(in http.Header) http.Header {
+	out := make(http.Header, len(forwardedHeaders)+1)
+	for _, k := range forwardedHeaders {
+		if v := in.Values(k); len(v) > 0 {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// cleanResponse keeps upstream cookies and CORS decisions away from the
+// browser, and gives a failing upstream's bodiless or non-JSON 5xx answer
+// BFL's error shape so the PWA can show it.
+func cleanResponse(resp *http.Response) error {
+	h := resp.Header
+	h.Del("Set-Cookie")
+	h.Del("Alt-Svc")
+	for k := range h {
+		if strings.HasPrefix(k, "Access-Control-") {
+			h.Del(k)
+		}
+	}
+	if resp.StatusCode < 500 {
+		return nil
+	}
+	mt, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
+	if resp.ContentLength != 0 && mt == "application/json" {
+		return nil
+	}
+	_ = resp.Body.Close()
+	body := fmt.Appendf(nil, `{"detail":%q}`, fmt.Sprintf("BFL answered %s without an error message", resp.Status))
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("Content-Type", "application/json")
+	h.Del("Content-Encoding")
+	return nil
+}
+
+// upstreamError answers when no response came: the body was over the cap,
+// the upstream timed out (504) or could not be reached (502).
+func (s *server) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		writeDetail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is over this proxy's MAX_BODY_MB=%d", s.cfg.MaxBodyMB))
+	case r.Context().Err() != nil:
+		// The client left; nobody reads this answer, the log line records it.
+		w.WriteHeader(499)
+	case isTimeout(err):
+		writeDetail(w, http.StatusGatewayTimeout, fmt.Sprintf("BFL (%s) did not answer within UPSTREAM_TIMEOUT=%s", s.upstreamHost, s.cfg.UpstreamTimeout))
+	default:
+		s.log.Warn("upstream unreachable", "host", s.upstreamHost, "error", err.Error())
+		writeDetail(w, http.StatusBadGateway, fmt.Sprintf("could not reach BFL (%s): %s", s.upstreamHost, reason(err)))
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}
+
+// reason says in a few words why a connection failed, without addresses.
+func reason(err error) string {
+	var dnsErr *net.DNSError
+	var opErr *net.OpError
+	switch {
+	case errors.As(err, &dnsErr):
+		return "the host name does not resolve"
+	case errors.As(err, &opErr) && opErr.Op == "dial":
+		return "connection refused or blocked"
+	case strings.Contains(err.Error(), "tls"):
+		return "TLS handshake failed"
+	default:
+		return "the connection failed"
+	}
+}
+
+// bufferPool lends ReverseProxy its copy buffers, so streaming large bodies
+// does not allocate 32 KB per request.
+type bufferPool struct{ p sync.Pool }
+
+func newBufferPool() *bufferPool {
+	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+}
+
+func (b *bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
+func (b *bufferPool) Put(p []byte) { b.p.Put(&p) }
