@@ -1,0 +1,45 @@
+package sim
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// notFoundXML is the delivery host's answer for an unknown or expired file:
+// BFL's storage answers in XML, and clients must not expect JSON there.
+const notFoundXML = `<?xml version="1.0" encoding="utf-8"?>` +
+	`<Error><Code>SampleNotFound</Code><Message>This sample does not exist or its link has expired.</Message></Error>`
+
+// serveDelivery serves rendered samples. Like BFL's delivery hosts it sends
+// no CORS headers and needs no key: the unguessable name is the credential.
+func (s *Sim) serveDelivery(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	name := strings.TrimPrefix(r.URL.Path, "/delivery/")
+	now := s.cfg.Now()
+	s.mu.Lock()
+	smp, ok := s.samples[name]
+	s.mu.Unlock()
+	if !ok || !now.Before(smp.expires) {
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = w.Write([]byte(notFoundXML))
+		return
+	}
+	smp.once.Do(func() { smp.data, smp.err = render(smp.spec) })
+	if smp.err != nil {
+		http.Error(w, "could not render the sample", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "image/"+smp.spec.format)
+	w.Header().Set("Content-Length", strconv.Itoa(len(smp.data)))
+	w.Header().Set("Cache-Control", "private, max-age=600")
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodGet {
+		_, _ = w.Write(smp.data)
+	}
+}

@@ -1,0 +1,104 @@
+package sim
+
+import (
+	"bytes"
+	"image"
+	_ "image/jpeg" // input images may be JPEG,
+	_ "image/png"  // PNG
+	"math"
+
+	"github.com/fluxforge/fluxforge/app/bfl"
+	_ "golang.org/x/image/webp" // or WebP, as BFL accepts
+)
+
+const (
+	// ratioPixels is the area of an aspect-ratio image: about one megapixel
+	// keeps rendering cheap while the shape is exactly the one asked for.
+	ratioPixels = 1_000_000
+	// maxInputPixels caps outputs sized from an input image.
+	maxInputPixels = 4_000_000
+	defaultSide    = 1024
+)
+
+// imageSize decides the picture's size: width and height where the endpoint
+// takes them, the aspect ratio at about a megapixel for ultra, else the size
+// of the input image (fill, depth, canny). It also sums the input megapixels.
+func imageSize(r request) (w, h int, inputMP *float64, issue *bfl.ValidationIssue) {
+	var inputW, inputH int
+	var pixels float64
+	for _, name := range []string{"image", "control_image", "image_prompt"} {
+		if !r.has(name) {
+			continue
+		}
+		cfg, err := decodeImageConfig(r.str(name))
+		if err != nil {
+			bad := valueError(name, "could not read the image: "+err.Error())
+			return 0, 0, nil, &bad
+		}
+		pixels += float64(cfg.Width * cfg.Height)
+		if inputW == 0 && name != "image_prompt" {
+			inputW, inputH = cfg.Width, cfg.Height
+		}
+	}
+	if pixels > 0 {
+		mp := round2(pixels / 1e6)
+		inputMP = &mp
+	}
+	_, hasWidth := r.ep.Field("width")
+	_, hasRatio := r.ep.Field("aspect_ratio")
+	switch {
+	case hasWidth:
+		w, h = int(r.integer("width")), int(r.integer("height"))
+	case hasRatio:
+		a, b, err := bfl.ParseAspectRatio(r.str("aspect_ratio"))
+		if err != nil {
+			bad := valueError("aspect_ratio", err.Error())
+			return 0, 0, nil, &bad
+		}
+		w, h = sizeForRatio(a, b)
+	case inputW > 0:
+		w, h = capPixels(inputW, inputH)
+	default:
+		w, h = defaultSide, defaultSide
+	}
+	return w, h, inputMP, nil
+}
+
+func decodeImageConfig(b64 string) (image.Config, error) {
+	data, err := decodeBase64(b64)
+	if err != nil {
+		return image.Config{}, err
+	}
+	cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
+	return cfg, err
+}
+
+// sizeForRatio scales the reduced ratio a:b by a whole factor so the shape is
+// exact; ratios whose reduced terms are too large for that are rounded.
+func sizeForRatio(a, b int) (int, int) {
+	g := gcd(a, b)
+	a, b = a/g, b/g
+	k := math.Round(math.Sqrt(ratioPixels / (float64(a) * float64(b))))
+	if k >= 1 {
+		return a * int(k), b * int(k)
+	}
+	w := math.Round(math.Sqrt(ratioPixels * float64(a) / float64(b)))
+	return int(w), max(1, int(math.Round(w*float64(b)/float64(a))))
+}
+
+// capPixels shrinks a size above maxInputPixels, keeping its shape.
+func capPixels(w, h int) (int, int) {
+	area := float64(w) * float64(h)
+	if area <= maxInputPixels {
+		return w, h
+	}
+	f := math.Sqrt(maxInputPixels / area)
+	return max(1, int(float64(w)*f)), max(1, int(float64(h)*f))
+}
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
