@@ -1,0 +1,23 @@
+// Package finetune is the Finetune tab.
+package finetune
+
+import (
+	"github.com/maxence-charriere/go-app/v10/pkg/app"
+
+	"github.com/fluxforge/fluxforge/app/container"
+)
+
+// Page is the Finetune tab; the shell renders it with New.
+type Page struct {
+	app.Compo
+}
+
+// New returns the tab's root component for the shell to render.
+func New(*container.Container) app.Composer { return &Page{} }
+
+func (p *Page) Render() app.UI {
+	return app.Section().ID("tab-finetune").Class("tab").Body(
+		app.H2().Text("Finetune"),
+		app.P().Text("Train a FLUX Pro finetune from your own images."),
+	)
+}
