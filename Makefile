@@ -6,8 +6,9 @@ SITE     := build/site
 BIN      := build/bin
 WASM_EXEC_DIR := $(shell $(GO) env GOROOT)/lib/wasm
 FUZZTIME ?= 10s
+LOAD_DURATION ?= 60s
 
-.PHONY: all build wasm site static proxy run test test-unit test-wasm test-e2e vet bench fuzz fuzz-long clean
+.PHONY: all build wasm site static proxy run test test-unit test-wasm test-e2e vet bench load fuzz fuzz-long clean
 
 all: build
 
@@ -54,8 +55,13 @@ fuzz-long:
 
 test: vet test-unit test-wasm test-e2e fuzz
 
-bench: build
+# The proxy against a direct connection and nginx, one run (the site is not needed).
+bench: proxy
 	./build/bench.sh
+
+# 200 users for LOAD_DURATION against the proxy in simulated mode.
+load: proxy
+	$(GO) run ./build/loadgen -proxy-bin $(BIN)/fluxforge -duration $(LOAD_DURATION)
 
 clean:
 	rm -rf $(SITE) $(BIN) web/app.wasm web/app.wasm.br web/app.wasm.gz
