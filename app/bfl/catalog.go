@@ -40,7 +40,8 @@ type Field struct {
 	MultipleOf float64
 	// MinLength and MaxLength bound strings; 0 means unbounded.
 	MinLength, MaxLength int
-	// Enum lists the allowed values of a string or integer field.
+	// Enum lists the allowed values as JSON values: strings, or float64 for
+	// integer fields, so they compare directly with decoded JSON.
 	Enum []any
 	// Default is the API's default as a JSON value (string, float64, bool), or nil.
 	Default any

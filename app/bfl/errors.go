@@ -18,11 +18,12 @@ type Error struct {
 	Issues []ValidationIssue
 }
 
-// Error reads as "BFL answered 422: steps: Input should be less than or equal
-// to 50; width: ...", naming every field at fault and its rule.
+// Error reads as "HTTP 422: steps: Input should be less than or equal to 50;
+// width: ...", naming every field at fault and its rule. It does not say
+// "BFL": the proxy in between answers some errors (413, 404) itself.
 func (e *Error) Error() string {
 	var b strings.Builder
-	b.WriteString("BFL answered ")
+	b.WriteString("HTTP ")
 	b.WriteString(strconv.Itoa(e.Status))
 	switch {
 	case len(e.Issues) > 0:

@@ -265,13 +265,25 @@ func (f Field) checkString(raw any) (ValidationIssue, bool) {
 	return ValidationIssue{}, false
 }
 
+// checkURL mirrors pydantic's HttpUrl, which BFL's "uri" fields are.
 func checkURL(s string) (ValidationIssue, bool) {
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" {
-		return ValidationIssue{Msg: "Input should be a valid URL with a scheme and a host", Type: "url_parsing"}, true
+	parsing := func(reason string) (ValidationIssue, bool) {
+		return ValidationIssue{Msg: "Input should be a valid URL, " + reason, Type: "url_parsing"}, true
 	}
-	if u.Scheme != "http" && u.Scheme != "https" {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return parsing(err.Error())
+	case u.Scheme == "":
+		return parsing("relative URL without a base")
+	case u.Scheme != "http" && u.Scheme != "https":
 		return ValidationIssue{Msg: "URL scheme should be 'http' or 'https'", Type: "url_scheme"}, true
+	case u.Host == "":
+		return parsing("empty host")
 	}
 	return ValidationIssue{}, false
 }
@@ -290,7 +302,12 @@ func checkBase64(s, what string, signature func([]byte) bool) (ValidationIssue, 
 		_, err = io.Copy(io.Discard, dec)
 	}
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return ValidationIssue{Msg: "Base64 decoding error: " + err.Error(), Type: "base64_decode"}, true
+		reason := err.Error()
+		if strings.HasPrefix(s, "data:") {
+			// A browser's data: URL is the likeliest mistake; say how to fix it.
+			reason = "send the bare base64 without the data: URL prefix"
+		}
+		return ValidationIssue{Msg: "Base64 decoding error: " + reason, Type: "base64_decode"}, true
 	}
 	if !signature(head[:n]) {
 		return ValidationIssue{Msg: "Value error, the decoded data should be " + what, Type: "value_error"}, true
