@@ -1,0 +1,282 @@
+package inference
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/fluxforge/fluxforge/app/bfl"
+	"github.com/fluxforge/fluxforge/app/service/gallery"
+)
+
+// API is what the service needs of core.API.
+type API interface {
+	Get(ctx context.Context, endpoint string, query url.Values, out any) error
+	Post(ctx context.Context, endpoint string, body any, out any) error
+	Poll(ctx context.Context, pollingURL string) (bfl.ResultResponse, error)
+	Image(ctx context.Context, sampleURL string) ([]byte, string, error)
+}
+
+// MaxInFlight is BFL's limit of active tasks per account.
+const MaxInFlight = 24
+
+// Options tune a Service.
+type Options struct {
+	Poller      Poller
+	MaxInFlight int    // tasks submitted and not yet terminal; MaxInFlight by default
+	OnSubmit    func() // called after each accepted submit, e.g. to refresh the credit balance
+	Now         func() time.Time
+}
+
+// Service generates images and keeps them.
+type Service struct {
+	api      API
+	gallery  *gallery.Gallery
+	poller   Poller
+	onSubmit func()
+	now      func() time.Time
+	// slots is a semaphore: a slot is held from submit to terminal status, so
+	// single generations, batches and resumed tasks together stay under the limit.
+	slots chan struct{}
+}
+
+// New returns a service.
+func New(api API, g *gallery.Gallery, o Options) *Service {
+	if o.MaxInFlight < 1 {
+		o.MaxInFlight = MaxInFlight
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.OnSubmit == nil {
+		o.OnSubmit = func() {}
+	}
+	return &Service{api: api, gallery: g, poller: o.Poller, onSubmit: o.OnSubmit, now: o.Now, slots: make(chan struct{}, o.MaxInFlight)}
+}
+
+// NotReadyError refuses a model that cannot generate yet.
+type NotReadyError struct{ Reason string }
+
+func (e *NotReadyError) Error() string { return e.Reason }
+
+// Update receives a task's record each time it changes.
+type Update func(gallery.Record)
+
+// Generate submits the form, polls the task and stores the outcome. It returns
+// the final record; a task that was moderated or failed is not an error (its
+// record says why), only a refused submit or a broken poll is.
+func (s *Service) Generate(ctx context.Context, f Form, update Update) (gallery.Record, error) {
+	update = orNop(update)
+	if ok, reason := f.Model.Readiness(); !ok {
+		return gallery.Record{}, &NotReadyError{Reason: reason}
+	}
+	seed := f.Seed.Pick()
+	body, err := f.Body(seed)
+	if err != nil {
+		return gallery.Record{}, err
+	}
+	select {
+	case s.slots <- struct{}{}:
+	case <-ctx.Done():
+		return gallery.Record{}, fmt.Errorf("wait for a free task slot: %w", ctx.Err())
+	}
+	defer func() { <-s.slots }()
+
+	rec := gallery.Record{
+		Endpoint: f.Endpoint, ModelID: f.Model.ID, ModelName: f.Model.Name,
+		Seed: &seed, SeedLocked: f.Seed.Locked, Params: params(body), BatchID: f.Batch,
+		Created: s.now().UTC(),
+	}
+	rec.Prompt, _ = body["prompt"].(string)
+	var sub bfl.AsyncResponse
+	if err := s.api.Post(ctx, f.Endpoint, body, &sub); err != nil {
+		return rec, fmt.Errorf("submit %s: %w", f.Endpoint, err)
+	}
+	s.onSubmit()
+	if sub.ID == "" {
+		return rec, fmt.Errorf("submit %s: the answer has no task id", f.Endpoint)
+	}
+	rec.ID, rec.PollingURL, rec.Cost, rec.Status = sub.ID, sub.PollingURL, sub.Cost, bfl.StatusPending
+	for name, img := range f.Images {
+		if _, sent := body[name]; !sent {
+			continue
+		}
+		if err := s.gallery.SaveInput(ctx, &rec, name, img.Data, img.MediaType); err != nil {
+			return rec, fmt.Errorf("keep the inputs of %s: %w", rec.ID, err)
+		}
+	}
+	if err := s.gallery.Save(ctx, rec); err != nil {
+		return rec, err
+	}
+	update(rec)
+	return s.track(ctx, rec, update)
+}
+
+func orNop(u Update) Update {
+	if u == nil {
+		return func(gallery.Record) {}
+	}
+	return u
+}
+
+// params is the body without its base64 images, which are stored as blobs.
+func params(body map[string]any) map[string]any {
+	out := make(map[string]any, len(body))
+	for k, v := range body {
+		if isImageField(k) {
+			continue
+		}
+		out[k] = v
+	}
+	// A JSON round trip gives the record the same value types it has after a reload.
+	raw, err := json.Marshal(out)
+	if err != nil {
+		return out
+	}
+	var norm map[string]any
+	if json.Unmarshal(raw, &norm) != nil {
+		return out
+	}
+	return norm
+}
+
+// isImageField reports whether a generator declares the field as a base64 image.
+func isImageField(name string) bool {
+	for _, ep := range bfl.Generators(true) {
+		if fd, ok := ep.Field(name); ok {
+			return fd.Format == bfl.FormatBase64Image
+		}
+	}
+	return false
+}
+
+// track polls a submitted task to its end and stores the outcome. A deadline or
+// a cancelled context leave the record Pending, so Resume can take it up again.
+func (s *Service) track(ctx context.Context, rec gallery.Record, update Update) (gallery.Record, error) {
+	poll := func(ctx context.Context) (bfl.ResultResponse, error) {
+		if rec.PollingURL != "" {
+			return s.api.Poll(ctx, rec.PollingURL)
+		}
+		// Submits with a webhook answer no polling URL; get_result works on the regional hosts.
+		var r bfl.ResultResponse
+		err := s.api.Get(ctx, "get_result", url.Values{"id": {rec.ID}}, &r)
+		return r, err
+	}
+	res, err := s.poller.Wait(ctx, poll, func(r bfl.ResultResponse) {
+		rec.Progress = r.Progress
+		update(rec)
+	})
+	if err != nil {
+		if !errors.Is(err, ErrDeadline) && ctx.Err() == nil {
+			rec.Reason = err.Error()
+			if serr := s.gallery.Save(ctx, rec); serr != nil {
+				return rec, errors.Join(err, serr)
+			}
+			update(rec)
+		}
+		return rec, fmt.Errorf("task %s: %w", rec.ID, err)
+	}
+	rec.Status, rec.Progress, rec.Details, rec.Finished = res.Status, nil, res.Details, s.now().UTC()
+	if res.Status == bfl.StatusReady {
+		rec = s.fetch(ctx, rec, res)
+	} else {
+		rec.Reason = reason(res)
+	}
+	if err := s.gallery.Save(ctx, rec); err != nil {
+		return rec, err
+	}
+	update(rec)
+	return rec, nil
+}
+
+// fetch downloads the image right away and keeps it with the record.
+func (s *Service) fetch(ctx context.Context, rec gallery.Record, res bfl.ResultResponse) gallery.Record {
+	var ir bfl.ImageResult
+	if err := json.Unmarshal(res.Result, &ir); err != nil || ir.Sample == "" {
+		rec.Reason = "BFL reported the image ready but sent no link to it."
+		return rec
+	}
+	rec.Result = &ir
+	if ir.Seed != nil {
+		rec.Seed = ir.Seed
+	}
+	data, mt, err := s.api.Image(ctx, ir.Sample)
+	if err != nil {
+		rec.Reason = fmt.Sprintf("The image was made but could not be fetched: %v", err)
+		return rec
+	}
+	out, err := s.gallery.SaveImage(ctx, rec, data, mt)
+	if err != nil {
+		out.Image, out.MediaType = "", ""
+		out.Reason = fmt.Sprintf("The image was fetched but could not be stored: %v", err)
+	}
+	return out
+}
+
+// reason says in words why a task gave no image, with BFL's reasons when it sent them.
+func reason(r bfl.ResultResponse) string {
+	var why string
+	switch r.Status {
+	case bfl.StatusRequestModerated:
+		why = "The request was moderated"
+	case bfl.StatusContentModerated:
+		why = "The image was moderated"
+	case bfl.StatusError:
+		why = "BFL reported an error"
+	case bfl.StatusTaskNotFound:
+		why = "BFL no longer knows this task"
+	default:
+		why = fmt.Sprintf("The task ended with the status %q", r.Status)
+	}
+	if list, ok := r.Details["Moderation Reasons"].([]any); ok && len(list) > 0 {
+		parts := make([]string, len(list))
+		for i, v := range list {
+			parts[i] = fmt.Sprint(v)
+		}
+		return why + ": " + strings.Join(parts, ", ") + "."
+	}
+	if len(r.Details) > 0 {
+		if b, err := json.Marshal(r.Details); err == nil {
+			return why + ": " + string(b)
+		}
+	}
+	return why + "."
+}
+
+// Resume polls every stored task that was still running (after a reload) to
+// its end. It returns when all have ended or ctx is done.
+func (s *Service) Resume(ctx context.Context, update Update) error {
+	update = orNop(update)
+	recs, err := s.gallery.List(ctx, "")
+	if err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
+	errs := make(chan error, len(recs))
+	n := 0
+	for _, r := range recs {
+		if !r.Running() || r.ID == "" {
+			continue
+		}
+		n++
+		go func() {
+			select {
+			case s.slots <- struct{}{}:
+			case <-ctx.Done():
+				errs <- ctx.Err()
+				return
+			}
+			defer func() { <-s.slots }()
+			_, err := s.track(ctx, r, update)
+			errs <- err
+		}()
+	}
+	var all []error
+	for range n {
+		all = append(all, <-errs)
+	}
+	return errors.Join(all...)
+}

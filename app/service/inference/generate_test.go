@@ -1,0 +1,280 @@
+package inference
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fluxforge/fluxforge/app/bfl"
+	"github.com/fluxforge/fluxforge/app/core"
+	"github.com/fluxforge/fluxforge/app/service/gallery"
+	"github.com/fluxforge/fluxforge/app/service/models"
+)
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// quickPoller polls every millisecond or two: real sleeps, so goroutines interleave.
+var quickPoller = Poller{Initial: time.Millisecond, Max: 2 * time.Millisecond, Deadline: 10 * time.Second}
+
+type rig struct {
+	api     *fakeBFL
+	store   core.Storage
+	gallery *gallery.Gallery
+	svc     *Service
+	submits atomic.Int32
+}
+
+func newRig(pending, maxInFlight int) *rig {
+	r := &rig{api: newFakeBFL(pending), store: core.NewMemoryStorage()}
+	r.gallery = gallery.New(r.store)
+	r.svc = New(r.api, r.gallery, Options{Poller: quickPoller, MaxInFlight: maxInFlight, OnSubmit: func() { r.submits.Add(1) }})
+	return r
+}
+
+func ultra(prompt string) Form {
+	return Form{Endpoint: "flux-pro-1.1-ultra-finetuned", Model: readyModel, Values: map[string]string{"prompt": prompt, "aspect_ratio": "16:9"}}
+}
+
+func TestGenerateStoresTheImageWithTheWholeRequest(t *testing.T) {
+	ctx := testCtx(t)
+	r := newRig(2, 0)
+	var mu sync.Mutex
+	var updates []gallery.Record
+	rec, err := r.svc.Generate(ctx, ultra("ADA on a boat"), func(u gallery.Record) {
+		mu.Lock()
+		updates = append(updates, u)
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Status != bfl.StatusReady || rec.Reason != "" || !rec.HasImage() {
+		t.Fatalf("record: %+v", rec)
+	}
+	if *rec.Seed != 4242 || rec.SeedLocked {
+		t.Fatalf("seed used should be the result's: %v", *rec.Seed)
+	}
+	if rec.Cost == nil || *rec.Cost != 6 || rec.ModelID != "ft-1" || rec.ModelName != "Ada" || rec.Prompt != "ADA on a boat" {
+		t.Fatalf("record: %+v", rec)
+	}
+	if rec.Params["aspect_ratio"] != "16:9" || rec.Params["finetune_strength"] != 1.2 || rec.Params["output_format"] != "jpeg" {
+		t.Fatalf("params: %v", rec.Params)
+	}
+	if rec.Created.IsZero() || rec.Finished.Before(rec.Created) || rec.Result == nil || rec.Result.Sample == "" {
+		t.Fatalf("times/result: %+v", rec)
+	}
+	if r.submits.Load() != 1 {
+		t.Fatalf("credits refresh called %d times", r.submits.Load())
+	}
+	stored, err := r.gallery.Get(ctx, rec.ID)
+	if err != nil || stored.Status != bfl.StatusReady {
+		t.Fatalf("stored: %+v %v", stored, err)
+	}
+	data, mt, err := r.gallery.Image(ctx, stored)
+	if err != nil || mt != "image/png" || !strings.Contains(string(data), rec.ID) {
+		t.Fatalf("image: %q %q %v", data, mt, err)
+	}
+	// Pending first, with progress, then Ready.
+	if len(updates) < 3 || updates[0].Status != bfl.StatusPending || updates[1].Progress == nil || updates[len(updates)-1].Status != bfl.StatusReady {
+		t.Fatalf("updates: %+v", updates)
+	}
+}
+
+func TestGenerateRecordsWhyThereIsNoImage(t *testing.T) {
+	for prompt, want := range map[string]struct {
+		status bfl.Status
+		reason string
+	}{
+		"[moderated] x":         {bfl.StatusContentModerated, "The image was moderated: Derivative Works."},
+		"[request-moderated] x": {bfl.StatusRequestModerated, "The request was moderated."},
+		"[error] x":             {bfl.StatusError, "GPU fell over"},
+		"[gone] x":              {bfl.StatusTaskNotFound, "no longer knows"},
+		"[expired] x":           {bfl.StatusReady, "could not be fetched"},
+	} {
+		ctx := testCtx(t)
+		r := newRig(1, 0)
+		rec, err := r.svc.Generate(ctx, ultra(prompt), nil)
+		if err != nil {
+			t.Errorf("%s: %v", prompt, err)
+			continue
+		}
+		if rec.Status != want.status || !strings.Contains(rec.Reason, want.reason) || rec.HasImage() {
+			t.Errorf("%s: %q %q (image %v), want %q containing %q", prompt, rec.Status, rec.Reason, rec.HasImage(), want.status, want.reason)
+		}
+		if stored, _ := r.gallery.Get(ctx, rec.ID); stored.Reason != rec.Reason {
+			t.Errorf("%s: stored reason %q", prompt, stored.Reason)
+		}
+	}
+}
+
+func TestGenerateRefusesAModelThatIsNotReady(t *testing.T) {
+	r := newRig(0, 0)
+	f := ultra("ADA")
+	p := 30.0
+	f.Model = models.Model{ID: "ft-2", Name: "Bea", Status: bfl.StatusPending, Progress: &p}
+	_, err := r.svc.Generate(testCtx(t), f, nil)
+	var nr *NotReadyError
+	if !errors.As(err, &nr) || !strings.Contains(nr.Reason, "still training (30%)") {
+		t.Fatalf("got %v", err)
+	}
+	if len(r.api.posts) != 0 {
+		t.Fatal("nothing may be submitted for a model that is not ready")
+	}
+}
+
+func TestGenerateSubmitsNothingInvalidAndKeepsNoRecordOfARefusedSubmit(t *testing.T) {
+	ctx := testCtx(t)
+	r := newRig(0, 0)
+	f := ultra("ADA")
+	f.Values["aspect_ratio"] = "4:1"
+	var ve *core.ValidationError
+	if _, err := r.svc.Generate(ctx, f, nil); !errors.As(err, &ve) || ve.Fields["aspect_ratio"] == "" {
+		t.Fatalf("got %v", err)
+	}
+	r.api.postError = &core.APIError{Endpoint: f.Endpoint, Status: 402, Message: "Out of credits."}
+	_, err := r.svc.Generate(ctx, ultra("ADA"), nil)
+	var apiErr *core.APIError
+	if !errors.As(err, &apiErr) || apiErr.Status != 402 {
+		t.Fatalf("got %v", err)
+	}
+	if all, _ := r.gallery.List(ctx, ""); len(all) != 0 || r.submits.Load() != 0 {
+		t.Fatalf("a refused submit left %d records and %d credit refreshes", len(all), r.submits.Load())
+	}
+}
+
+func TestGenerateKeepsInputImagesOutOfTheParams(t *testing.T) {
+	ctx := testCtx(t)
+	r := newRig(0, 0)
+	f := Form{Endpoint: "flux-pro-1.0-fill-finetuned", Model: readyModel, Values: map[string]string{"prompt": "ADA"},
+		Images: map[string]Image{"image": {Data: pngBytes, MediaType: "image/png"}, "mask": {Data: pngBytes, MediaType: "image/png"}}}
+	rec, err := r.svc.Generate(ctx, f, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := rec.Params["image"]; ok {
+		t.Fatal("base64 image kept in params")
+	}
+	if r.api.posts[0]["mask"] == nil || r.api.posts[0]["image"] == nil {
+		t.Fatal("image and mask must be sent")
+	}
+	for _, field := range []string{"image", "mask"} {
+		if data, _, err := r.gallery.Input(ctx, rec, field); err != nil || string(data) != string(pngBytes) {
+			t.Fatalf("%s not kept: %v", field, err)
+		}
+	}
+}
+
+func TestDeadlineLeavesTheTaskToResume(t *testing.T) {
+	ctx := testCtx(t)
+	r := newRig(0, 0)
+	r.svc.poller.Deadline = 20 * time.Millisecond
+	rec, err := r.svc.Generate(ctx, ultra("[forever] ADA"), nil)
+	if !errors.Is(err, ErrDeadline) {
+		t.Fatalf("got %v", err)
+	}
+	stored, _ := r.gallery.Get(ctx, rec.ID)
+	if stored.Status != bfl.StatusPending || !stored.Running() {
+		t.Fatalf("stored: %+v", stored)
+	}
+}
+
+func TestResumeFinishesTasksLeftRunning(t *testing.T) {
+	ctx := testCtx(t)
+	r := newRig(2, 0)
+	var sub bfl.AsyncResponse
+	if err := r.api.Post(ctx, "flux-pro-1.1-ultra-finetuned", map[string]any{"prompt": "ADA"}, &sub); err != nil {
+		t.Fatal(err)
+	}
+	pending := gallery.Record{ID: sub.ID, PollingURL: sub.PollingURL, Endpoint: "flux-pro-1.1-ultra-finetuned", ModelID: "ft-1", Status: bfl.StatusPending, Created: time.Now()}
+	done := gallery.Record{ID: "old", Endpoint: "flux-pro-1.1-ultra-finetuned", Status: bfl.StatusError}
+	for _, rec := range []gallery.Record{pending, done} {
+		if err := r.gallery.Save(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.svc.Resume(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := r.gallery.Get(ctx, sub.ID)
+	if got.Status != bfl.StatusReady || !got.HasImage() {
+		t.Fatalf("resumed: %+v", got)
+	}
+	if r.api.tasks[sub.ID].polls != 3 {
+		t.Fatalf("polled %d times", r.api.tasks[sub.ID].polls)
+	}
+}
+
+func TestBatchNeverExceedsTheInFlightLimit(t *testing.T) {
+	ctx := testCtx(t)
+	r := newRig(5, MaxInFlight)
+	forms := Variations(ultra("ADA"), 60)
+	res := r.svc.Batch(ctx, forms, nil)
+	seeds := map[int64]bool{}
+	for i, x := range res {
+		if x.Err != nil || x.Record.Status != bfl.StatusReady {
+			t.Fatalf("task %d: %+v %v", i, x.Record, x.Err)
+		}
+		if x.Record.BatchID == "" || x.Record.BatchID != res[0].Record.BatchID {
+			t.Fatalf("task %d batch id %q", i, x.Record.BatchID)
+		}
+	}
+	for _, p := range r.api.posts {
+		seeds[int64(p["seed"].(float64))] = true
+	}
+	if len(seeds) != 60 {
+		t.Fatalf("%d distinct seeds for 60 variations", len(seeds))
+	}
+	if r.api.peak > MaxInFlight {
+		t.Fatalf("%d tasks in flight, limit %d", r.api.peak, MaxInFlight)
+	}
+	if r.api.peak < MaxInFlight {
+		t.Fatalf("peak %d: the queue should fill all %d slots", r.api.peak, MaxInFlight)
+	}
+	if int(r.submits.Load()) != 60 {
+		t.Fatalf("credits refreshed %d times for 60 submits", r.submits.Load())
+	}
+}
+
+func TestVariationsAndGrid(t *testing.T) {
+	locked := ultra("ADA")
+	locked.Seed = Seed{Locked: true, Value: 10}
+	for i, f := range Variations(locked, 3) {
+		if !f.Seed.Locked || f.Seed.Value != int64(10+i) {
+			t.Fatalf("variation %d seed %+v", i, f.Seed)
+		}
+	}
+	grid := Grid(ultra("ADA"), []float64{0.5, 1, 1.5}, []int64{1, 2})
+	if len(grid) != 6 {
+		t.Fatalf("%d forms", len(grid))
+	}
+	type cell struct {
+		strength string
+		seed     int64
+	}
+	seen := map[cell]bool{}
+	for _, f := range grid {
+		seen[cell{f.Values["finetune_strength"], f.Seed.Value}] = true
+	}
+	for _, s := range []string{"0.5", "1", "1.5"} {
+		for _, seed := range []int64{1, 2} {
+			if !seen[cell{s, seed}] {
+				t.Fatalf("grid misses strength %s seed %d", s, seed)
+			}
+		}
+	}
+	if grid[0].Values["prompt"] != "ADA" {
+		t.Fatal("grid forms must keep the other values")
+	}
+	grid[0].Values["prompt"] = "changed"
+	if grid[1].Values["prompt"] != "ADA" {
+		t.Fatal("grid forms share their values map")
+	}
+}
