@@ -35,55 +35,55 @@ func (s *server) fetchClient(t http.RoundTripper, list *allow.List, listName str
 	}
 }
 
-// target reads and checks the url query parameter of /api/poll and /api/image.
-func target(w http.ResponseWriter, r *http.Request, list *allow.List, listName string) (*url.URL, bool) {
+// fetch checks the url query parameter of /api/poll and /api/image against
+// list and GETs it with exactly the headers given. On failure it has
+// answered the client and ok is false.
+func (s *server) fetch(w http.ResponseWriter, r *http.Request, list *allow.List, c *http.Client, listName string, hdr http.Header) (resp *http.Response, u *url.URL, ok bool) {
 	if !allowMethods(w, r, http.MethodGet, http.MethodHead) {
-		return nil, false
+		return nil, nil, false
 	}
 	raw := r.URL.Query().Get("url")
 	if raw == "" {
 		writeDetail(w, http.StatusBadRequest, "url: the query parameter is required")
-		return nil, false
+		return nil, nil, false
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		writeDetail(w, http.StatusBadRequest, "url: not a valid URL")
-		return nil, false
+		return nil, nil, false
 	}
 	if err := list.Check(u); err != nil {
 		writeDetail(w, http.StatusForbidden, fmt.Sprintf("url refused by %s: %v", listName, err))
-		return nil, false
+		return nil, nil, false
 	}
 	noteTarget(r.Context(), u.Host)
-	return u, true
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, u.String(), nil)
+	if err != nil {
+		writeDetail(w, http.StatusBadRequest, "url: not a valid URL")
+		return nil, nil, false
+	}
+	req.Header = hdr
+	resp, err = c.Do(req)
+	if err != nil {
+		s.fetchError(w, r, u, err)
+		return nil, nil, false
+	}
+	return resp, u, true
 }
 
 // handlePoll fetches a polling_url with the key, from allowed API hosts only.
 func (s *server) handlePoll() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u, ok := target(w, r, s.poll, "POLL_HOSTS")
+		hdr := http.Header{"Accept": {"application/json"}}
+		if s.cfg.APIKey != "" {
+			hdr.Set("x-key", s.cfg.APIKey)
+		}
+		resp, _, ok := s.fetch(w, r, s.poll, s.pollC, "POLL_HOSTS", hdr)
 		if !ok {
 			return
 		}
-		req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, u.String(), nil)
-		if err != nil {
-			writeDetail(w, http.StatusBadRequest, "url: not a valid URL")
-			return
-		}
-		req.Header.Set("Accept", "application/json")
-		if s.cfg.APIKey != "" {
-			req.Header.Set("x-key", s.cfg.APIKey)
-		}
-		resp, err := s.pollC.Do(req)
-		if err != nil {
-			s.fetchError(w, r, u, err)
-			return
-		}
 		defer resp.Body.Close()
-		if err := cleanResponse(resp); err != nil {
-			s.fetchError(w, r, u, err)
-			return
-		}
+		_ = cleanResponse(resp)
 		h := w.Header()
 		copyHeaders(h, resp.Header, "Content-Type", "Content-Length", "Retry-After")
 		h.Set("Cache-Control", "no-store")
@@ -97,19 +97,8 @@ func (s *server) handlePoll() http.Handler {
 func (s *server) handleImage() http.Handler {
 	maxImage := s.cfg.MaxImageMB << 20
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u, ok := target(w, r, s.delivery, "DELIVERY_HOSTS")
+		resp, u, ok := s.fetch(w, r, s.delivery, s.deliveryC, "DELIVERY_HOSTS", http.Header{"Accept": {"image/*"}})
 		if !ok {
-			return
-		}
-		req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, u.String(), nil)
-		if err != nil {
-			writeDetail(w, http.StatusBadRequest, "url: not a valid URL")
-			return
-		}
-		req.Header.Set("Accept", "image/*")
-		resp, err := s.deliveryC.Do(req)
-		if err != nil {
-			s.fetchError(w, r, u, err)
 			return
 		}
 		defer resp.Body.Close()

@@ -1,0 +1,117 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe for the server's goroutines to write
+// while a test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// running is a proxy started by Run on a free loopback port.
+type running struct {
+	base   string
+	stdout *syncBuffer
+	logs   *syncBuffer
+	stop   context.CancelFunc
+	done   chan error
+}
+
+// start runs the proxy with exactly the given environment (ADDR defaults to
+// a free loopback port) and stops it when the test ends.
+func start(t *testing.T, vars map[string]string) *running {
+	t.Helper()
+	vars = withDefaults(vars, map[string]string{"ADDR": "127.0.0.1:0", "SITE_DIR": t.TempDir()})
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &running{stdout: &syncBuffer{}, logs: &syncBuffer{}, stop: cancel, done: make(chan error, 1)}
+	go func() { p.done <- Run(ctx, func(k string) string { return vars[k] }, p.stdout, p.logs) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out := p.stdout.String()
+		if _, after, ok := strings.Cut(out, "listening on "); ok {
+			p.base, _, _ = strings.Cut(after, "\n")
+			break
+		}
+		select {
+		case err := <-p.done:
+			t.Fatalf("Run returned before listening: %v\nstdout: %s", err, out)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no listening line within 10s; stdout: %s", out)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-p.done:
+			if err != nil {
+				t.Errorf("Run returned %v after cancel", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Error("Run did not return within 15s of cancel")
+		}
+	})
+	return p
+}
+
+func withDefaults(vars, defaults map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range defaults {
+		out[k] = v
+	}
+	for k, v := range vars {
+		out[k] = v
+	}
+	return out
+}
+
+// client has a deadline on every request, as every network test must.
+func client() *http.Client {
+	return &http.Client{Timeout: 20 * time.Second}
+}
+
+// do sends one request and returns the response with its body read.
+func do(t *testing.T, method, url string, body io.Reader, hdr http.Header) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	resp, err := client().Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading body: %v", method, url, err)
+	}
+	return resp, string(b)
+}
