@@ -1,23 +1,393 @@
-// Package finetune is the Finetune tab.
+// Package finetune is the Finetune tab: the dataset studio, the training
+// form and the jobs started from this browser.
 package finetune
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
 	"github.com/maxence-charriere/go-app/v10/pkg/app"
 
 	"github.com/fluxforge/fluxforge/app/container"
+	"github.com/fluxforge/fluxforge/app/core"
+	"github.com/fluxforge/fluxforge/app/service/finetuning"
+	"github.com/fluxforge/fluxforge/app/ui/notify"
 )
+
+// draftDelay debounces draft saves: typing a caption saves once it pauses.
+const draftDelay = 600 * time.Millisecond
+
+// progressEvery throttles upload-progress re-renders.
+const progressEvery = 100 * time.Millisecond
 
 // Page is the Finetune tab; the shell renders it with New.
 type Page struct {
 	app.Compo
+
+	c      *container.Container
+	svc    *finetuning.Service
+	ctx    app.Context // the component's own context, saved in OnMount
+	cancel context.CancelFunc
+	run    context.Context // ends when the tab is left, stopping polls
+
+	restored bool // the draft has been loaded
+	ds       *finetuning.Dataset
+	form     finetuning.Form
+	thumbs   map[string]string // image name -> object URL
+	adding   int               // files still being read or downscaled
+	addErrs  []string
+	saver    finetuning.Debouncer
+
+	fieldErrs map[string]string
+	startErr  string
+	packing   bool
+	uploading bool
+	sent      int64
+	total     int64
+
+	jobs []finetuning.Job
+	now  time.Time
 }
 
 // New returns the tab's root component for the shell to render.
-func New(*container.Container) app.Composer { return &Page{} }
+func New(c *container.Container) app.Composer {
+	return &Page{c: c, ds: &finetuning.Dataset{}, form: finetuning.NewForm(), thumbs: map[string]string{},
+		saver: finetuning.Debouncer{Delay: draftDelay}}
+}
 
-func (p *Page) Render() app.UI {
-	return app.Section().ID("tab-finetune").Class("tab").Body(
-		app.H2().Text("Finetune"),
-		app.P().Text("Train a FLUX Pro finetune from your own images."),
-	)
+// OnMount restores the draft and the jobs, and resumes polling unfinished jobs.
+func (p *Page) OnMount(ctx app.Context) {
+	p.ctx = ctx
+	p.run, p.cancel = context.WithCancel(ctx)
+	p.now = time.Now()
+	if p.c == nil {
+		p.startErr = "The app's services are not available."
+		return
+	}
+	p.svc = finetuning.New(p.c.API(), p.c.Storage(), p.onJob)
+	svc, run := p.svc, p.run
+	ctx.Async(func() {
+		ds, form, err := svc.Drafts.Load(run)
+		ctx.Dispatch(func(ctx app.Context) {
+			p.restore(ds, form)
+			if err != nil {
+				notify.Show(ctx, notify.Error, "Part of your saved draft could not be restored: "+notify.Message(err))
+			}
+		})
+	})
+	ctx.Async(func() {
+		jobs, err := svc.Jobs.Jobs(run)
+		ctx.Dispatch(func(ctx app.Context) {
+			if err != nil {
+				notify.Fail(ctx, err)
+				return
+			}
+			p.jobs = jobs
+		})
+		if err == nil {
+			_ = svc.Jobs.Resume(run) // errors are on each job's record
+		}
+	})
+	ctx.Async(p.tick)
+}
+
+// OnDismount stops polling and frees thumbnails; the jobs resume on return.
+func (p *Page) OnDismount() {
+	if p.cancel != nil {
+		p.cancel()
+	}
+	for name, u := range p.thumbs {
+		revokeURL(u)
+		delete(p.thumbs, name)
+	}
+}
+
+// tick refreshes elapsed times once a second while a job runs.
+func (p *Page) tick() {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.run.Done():
+			return
+		case now := <-t.C:
+			p.ctx.Dispatch(func(ctx app.Context) {
+				if !p.anyRunning() {
+					ctx.PreventUpdate()
+					return
+				}
+				p.now = now
+			})
+		}
+	}
+}
+
+func (p *Page) anyRunning() bool {
+	for _, j := range p.jobs {
+		if !j.Done() {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Page) restore(ds *finetuning.Dataset, form finetuning.Form) {
+	p.restored = true
+	// Files added while the draft loaded come after the restored ones.
+	for _, im := range p.ds.Images {
+		ds.AddImage(im)
+	}
+	for name, text := range p.ds.Orphans {
+		ds.AddCaption(name, text)
+	}
+	p.ds = ds
+	for k, v := range p.form {
+		if form[k] == "" {
+			form[k] = v
+		}
+	}
+	p.form = form
+	for _, im := range ds.Images {
+		if _, ok := p.thumbs[im.Name]; !ok {
+			p.thumbs[im.Name] = objectURL(im.Data, im.Format.MIME())
+		}
+	}
+}
+
+// changed saves a snapshot of the draft once edits pause.
+func (p *Page) changed() {
+	if p.svc == nil {
+		return
+	}
+	ds, form, svc, run, ctx := p.ds.Clone(), p.form.Clone(), p.svc, p.run, p.ctx
+	p.saver.Trigger(func() {
+		if err := svc.Drafts.Save(run, ds, form); err != nil && run.Err() == nil {
+			ctx.Dispatch(func(ctx app.Context) {
+				notify.Show(ctx, notify.Error, "Your draft could not be saved, so a reload would lose it: "+notify.Message(err))
+			})
+		}
+	})
+}
+
+// addFiles reads, unpacks and downscales files one at a time (bounding the
+// memory held at once), adding each to the dataset as it is ready.
+func (p *Page) addFiles(files []droppedFile) {
+	if len(files) == 0 {
+		return
+	}
+	p.adding += len(files)
+	p.addErrs = nil
+	ctx := p.ctx
+	ctx.Async(func() {
+		for _, f := range files {
+			err := p.addOne(f)
+			ctx.Dispatch(func(ctx app.Context) {
+				p.adding--
+				if err != nil {
+					p.addErrs = append(p.addErrs, err.Error())
+				}
+				if p.adding == 0 {
+					p.changed()
+				}
+			})
+		}
+	})
+}
+
+// addOne runs on an Async goroutine; it hands results to the UI goroutine.
+func (p *Page) addOne(f droppedFile) error {
+	switch {
+	case strings.HasPrefix(f.name, "."):
+		return nil
+	case finetuning.IsCaptionName(f.name):
+		data, err := blobBytes(f.blob)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.name, err)
+		}
+		p.ctx.Dispatch(func(app.Context) { p.ds.AddCaption(f.name, string(data)) })
+		return nil
+	case finetuning.IsZIPName(f.name):
+		data, err := blobBytes(f.blob)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.name, err)
+		}
+		entries, err := finetuning.ExtractZIP(data, finetuning.DefaultZIPLimits)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.name, err)
+		}
+		var errs []error
+		for _, e := range entries {
+			blob := newBlob(e.Data, finetuning.Sniff(e.Data).MIME())
+			if err := p.addOne(droppedFile{name: e.Name, blob: blob}); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		return errors.Join(errs...)
+	}
+	im, err := prepare(f.name, f.blob)
+	if err != nil {
+		return err
+	}
+	p.ctx.Dispatch(func(app.Context) {
+		name := p.ds.AddImage(im)
+		p.thumbs[name] = objectURL(im.Data, im.Format.MIME())
+	})
+	return nil
+}
+
+func (p *Page) removeImage(name string) {
+	if p.ds.Remove(name) {
+		revokeURL(p.thumbs[name])
+		delete(p.thumbs, name)
+		p.changed()
+	}
+}
+
+func (p *Page) setField(name, value string) {
+	p.form[name] = value
+	delete(p.fieldErrs, name)
+	p.changed()
+}
+
+// start checks, packs and uploads. Validation errors land on their fields;
+// API errors are explained in the banner above the button.
+func (p *Page) start(ctx app.Context, _ app.Event) {
+	if p.svc == nil || p.packing || p.uploading {
+		return
+	}
+	if msg := p.blockedReason(); msg != "" {
+		p.startErr = msg
+		return
+	}
+	askNotificationPermission()
+	p.saver.Stop()
+	p.fieldErrs, p.startErr = nil, ""
+	p.packing, p.sent, p.total = true, 0, 0
+	ds, form, svc, run, pctx := p.ds.Clone(), p.form.Clone(), p.svc, p.run, p.ctx
+	webhooks := p.c.Flags().Enabled(core.FlagWebhooks)
+	ctx.Async(func() {
+		var last time.Time
+		opts := finetuning.StartOptions{
+			Webhooks: webhooks,
+			Yield:    func() { time.Sleep(time.Millisecond) },
+			Progress: func(sent, total int64) {
+				if time.Since(last) < progressEvery && sent < total {
+					return
+				}
+				last = time.Now()
+				pctx.Dispatch(func(app.Context) { p.packing, p.uploading, p.sent, p.total = false, true, sent, total })
+			},
+		}
+		job, err := svc.Start(run, ds, form, opts)
+		pctx.Dispatch(func(ctx app.Context) {
+			p.packing, p.uploading = false, false
+			if job.ID != "" {
+				p.started(ctx, job)
+			}
+			if err != nil {
+				p.failed(ctx, err)
+				p.changed() // the draft stays, and any edit made meanwhile is kept
+			}
+		})
+	})
+}
+
+func (p *Page) blockedReason() string {
+	if p.adding > 0 {
+		return "Wait until every file has been read."
+	}
+	if b := finetuning.Blocking(p.ds.Checks(p.form.Trigger())); len(b) > 0 {
+		return "Fix the dataset first: " + b[0].Message
+	}
+	return ""
+}
+
+func (p *Page) started(ctx app.Context, job finetuning.Job) {
+	p.jobs = append([]finetuning.Job{job}, p.jobs...)
+	for name, u := range p.thumbs {
+		revokeURL(u)
+		delete(p.thumbs, name)
+	}
+	p.ds = &finetuning.Dataset{}
+	delete(p.form, finetuning.FieldComment)
+	notify.Done(ctx, fmt.Sprintf("Training %q started; it appears under Jobs.", job.Name))
+	notify.RefreshCredits(ctx)
+	svc, run := p.svc, p.run
+	ctx.Async(func() { _, _ = svc.Jobs.Follow(run, job) })
+}
+
+func (p *Page) failed(ctx app.Context, err error) {
+	var ve *core.ValidationError
+	var ae *core.APIError
+	switch {
+	case errors.As(err, &ve):
+		p.fieldErrs = ve.Fields
+		p.startErr = "Some fields need attention; nothing was sent."
+	case errors.As(err, &ae) && ae.Field != "":
+		p.fieldErrs = map[string]string{ae.Field: ae.Message}
+		p.startErr = "BFL refused the " + label(ae.Field) + " field: " + ae.Message + " Your images and form are kept."
+		ctx.Defer(func(app.Context) { app.Window().ScrollToID("field-" + ae.Field) })
+	case errors.As(err, &ae):
+		p.startErr = ae.Message + " Your images and form are kept."
+	case errors.Is(err, finetuning.ErrNotReady):
+		p.startErr = err.Error()
+	default:
+		p.startErr = "The training could not be started: " + notify.Message(err) + " Your images and form are kept."
+	}
+}
+
+// onJob receives job changes from the polling goroutines.
+func (p *Page) onJob(j finetuning.Job) {
+	p.ctx.Dispatch(func(ctx app.Context) {
+		for i := range p.jobs {
+			if p.jobs[i].ID != j.ID {
+				continue
+			}
+			wasDone := p.jobs[i].Done()
+			p.jobs[i] = j
+			if j.Done() && !wasDone {
+				announce(ctx, j)
+			}
+			return
+		}
+		p.jobs = append([]finetuning.Job{j}, p.jobs...)
+	})
+}
+
+// announce raises a browser notification when a training ends.
+func announce(ctx app.Context, j finetuning.Job) {
+	title := fmt.Sprintf("Training %q: %s", j.Name, j.Status)
+	body := "Your model is ready to generate with."
+	if j.Status != "Ready" {
+		body = j.LastError
+	}
+	if ctx.Notifications().Permission() == app.NotificationGranted {
+		ctx.Notifications().New(app.Notification{Title: title, Body: body, Path: "/finetune"})
+	}
+	if j.Status == "Ready" {
+		notify.Done(ctx, title)
+	} else {
+		notify.Show(ctx, notify.Error, title+". "+body)
+	}
+}
+
+// askNotificationPermission asks once, on the click that starts the first
+// training: browsers only honour the request during a user gesture.
+func askNotificationPermission() {
+	n := app.Window().Get("Notification")
+	if n.Truthy() && n.Get("permission").String() == "default" {
+		n.Call("requestPermission")
+	}
+}
+
+func generateLink(id string) string { return "/generate?model=" + url.QueryEscape(id) }
+
+// label is a field's name as the form shows it.
+func label(field string) string {
+	s := strings.ReplaceAll(field, "_", " ")
+	return strings.ToUpper(s[:1]) + s[1:]
 }
