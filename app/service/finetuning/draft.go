@@ -163,3 +163,14 @@ func (d *Debouncer) Trigger(fn func()) {
 	}
 	d.timer = time.AfterFunc(d.Delay, fn)
 }
+
+// Stop drops the waiting function, if any: starting a training must not be
+// followed by a late save that brings the sent draft back.
+func (d *Debouncer) Stop() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.timer != nil {
+		d.timer.Stop()
+		d.timer = nil
+	}
+}

@@ -207,4 +207,10 @@ func TestDebouncerRunsOnlyTheLast(t *testing.T) {
 	if ran.Load() != 1 || last.Load() != 4 {
 		t.Errorf("ran %d times, last %d; want once, the last", ran.Load(), last.Load())
 	}
+	d.Trigger(func() { ran.Add(1) })
+	d.Stop()
+	time.Sleep(300 * time.Millisecond)
+	if ran.Load() != 1 {
+		t.Error("a stopped debouncer still ran its function")
+	}
 }

@@ -289,7 +289,9 @@ func (p *Page) start(ctx app.Context, _ app.Event) {
 				p.started(ctx, job)
 			}
 			if err != nil {
-				p.failed(ctx, err)
+				if field := p.failed(err); field != "" {
+					ctx.Defer(func(app.Context) { app.Window().ScrollToID("field-" + field) })
+				}
 				p.changed() // the draft stays, and any edit made meanwhile is kept
 			}
 		})
@@ -320,17 +322,22 @@ func (p *Page) started(ctx app.Context, job finetuning.Job) {
 	ctx.Async(func() { _, _ = svc.Jobs.Follow(run, job) })
 }
 
-func (p *Page) failed(ctx app.Context, err error) {
+// failed explains a failed start; it returns the form field to bring into
+// view, if a field is to blame.
+func (p *Page) failed(err error) string {
 	var ve *core.ValidationError
 	var ae *core.APIError
 	switch {
 	case errors.As(err, &ve):
 		p.fieldErrs = ve.Fields
 		p.startErr = "Some fields need attention; nothing was sent."
+		for name := range ve.Fields {
+			return name
+		}
 	case errors.As(err, &ae) && ae.Field != "":
 		p.fieldErrs = map[string]string{ae.Field: ae.Message}
 		p.startErr = "BFL refused the " + label(ae.Field) + " field: " + ae.Message + " Your images and form are kept."
-		ctx.Defer(func(app.Context) { app.Window().ScrollToID("field-" + ae.Field) })
+		return ae.Field
 	case errors.As(err, &ae):
 		p.startErr = ae.Message + " Your images and form are kept."
 	case errors.Is(err, finetuning.ErrNotReady):
@@ -338,6 +345,7 @@ func (p *Page) failed(ctx app.Context, err error) {
 	default:
 		p.startErr = "The training could not be started: " + notify.Message(err) + " Your images and form are kept."
 	}
+	return ""
 }
 
 // onJob receives job changes from the polling goroutines.
