@@ -41,7 +41,7 @@ type running struct {
 
 // start runs the proxy with exactly the given environment (ADDR defaults to
 // a free loopback port) and stops it when the test ends.
-func start(t *testing.T, vars map[string]string) *running {
+func start(t testing.TB, vars map[string]string) *running {
 	t.Helper()
 	vars = withDefaults(vars, map[string]string{"ADDR": "127.0.0.1:0", "SITE_DIR": t.TempDir()})
 	ctx, cancel := context.WithCancel(context.Background())

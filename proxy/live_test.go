@@ -30,7 +30,7 @@ type fakeBFL struct {
 	mux  *http.ServeMux
 }
 
-func newFakeBFL(t *testing.T) *fakeBFL {
+func newFakeBFL(t testing.TB) *fakeBFL {
 	f := &fakeBFL{mux: http.NewServeMux()}
 	f.mux.HandleFunc("GET /v1/credits", func(w http.ResponseWriter, r *http.Request) {
 		http.SetCookie(w, &http.Cookie{Name: "session", Value: "upstream-cookie"})
@@ -78,7 +78,7 @@ func (f *fakeBFL) requests() []seen {
 // tinyPNG is a 1x1 PNG.
 var tinyPNG = []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82")
 
-func startLive(t *testing.T, up *fakeBFL, extra map[string]string) *running {
+func startLive(t testing.TB, up *fakeBFL, extra map[string]string) *running {
 	return start(t, withDefaults(extra, map[string]string{"BFL_API_KEY": testKey, "BFL_API_URL": up.URL}))
 }
 

@@ -1,0 +1,186 @@
+package proxy
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestToken(t *testing.T) {
+	up := newFakeBFL(t)
+	p := startLive(t, up, map[string]string{"PROXY_TOKEN": "s3cret-token"})
+	for _, c := range []struct {
+		auth string
+		want int
+	}{
+		{"", http.StatusUnauthorized},
+		{"Bearer wrong", http.StatusUnauthorized},
+		{"Bearer s3cret-token-and-more", http.StatusUnauthorized},
+		{"bearer s3cret-token", http.StatusUnauthorized},
+		{"Basic s3cret-token", http.StatusUnauthorized},
+		{"Bearer s3cret-token", http.StatusOK},
+	} {
+		hdr := http.Header{}
+		if c.auth != "" {
+			hdr.Set("Authorization", c.auth)
+		}
+		for _, path := range []string{"/api/v1/credits", "/api/config"} {
+			resp, body := do(t, "GET", p.base+path, nil, hdr)
+			if resp.StatusCode != c.want {
+				t.Errorf("%s with %q: %d %s, want %d", path, c.auth, resp.StatusCode, body, c.want)
+			}
+			if c.want == http.StatusUnauthorized && !strings.Contains(body, `"detail"`) {
+				t.Errorf("401 body %q is not BFL-shaped JSON", body)
+			}
+		}
+	}
+	if n := len(up.requests()); n != 1 {
+		t.Errorf("upstream saw %d requests, want only the authorised one", n)
+	}
+	resp, body := do(t, "GET", p.base+"/healthz", nil, nil)
+	var h map[string]string
+	if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &h) != nil || h["mode"] != "live" || h["upstream"] != strings.TrimPrefix(up.URL, "http://") || h["version"] == "" {
+		t.Errorf("/healthz without a token: %d %s", resp.StatusCode, body)
+	}
+	if strings.Contains(body, testKey) {
+		t.Error("/healthz shows the key")
+	}
+	if resp, _ := do(t, "GET", p.base+"/", nil, nil); resp.StatusCode == http.StatusUnauthorized {
+		t.Error("the site must stay open")
+	}
+}
+
+func TestCORS(t *testing.T) {
+	up := newFakeBFL(t)
+	p := startLive(t, up, map[string]string{"CORS_ORIGINS": "https://app.example.com", "PROXY_TOKEN": "tok"})
+	for _, c := range []struct {
+		origin string
+		allow  bool
+	}{{"https://app.example.com", true}, {"https://evil.example.com", false}, {"http://app.example.com", false}} {
+		// Preflight: browsers send the header list sorted and lower-case.
+		resp, _ := do(t, "OPTIONS", p.base+"/api/v1/flux-pro-1.1-ultra-finetuned", nil, http.Header{
+			"Origin": {c.origin}, "Access-Control-Request-Method": {"POST"}, "Access-Control-Request-Headers": {"authorization,content-type"},
+		})
+		got := resp.Header.Get("Access-Control-Allow-Origin")
+		if (got == c.origin) != c.allow {
+			t.Errorf("preflight from %s: ACAO %q, allowed=%v", c.origin, got, c.allow)
+		}
+		if c.allow {
+			if resp.Header.Get("Access-Control-Max-Age") != "600" || !strings.Contains(strings.ToLower(resp.Header.Get("Access-Control-Allow-Headers")), "authorization") {
+				t.Errorf("preflight headers: %v", resp.Header)
+			}
+		}
+		for _, path := range []string{"/api/v1/credits", "/healthz"} {
+			resp, _ = do(t, "GET", p.base+path, nil, http.Header{"Origin": {c.origin}, "Authorization": {"Bearer tok"}})
+			if got := resp.Header.Get("Access-Control-Allow-Origin"); (got == c.origin) != c.allow {
+				t.Errorf("GET %s from %s: ACAO %q", path, c.origin, got)
+			}
+		}
+	}
+	resp, _ := do(t, "GET", p.base+"/", nil, http.Header{"Origin": {"https://app.example.com"}})
+	if resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Error("the site itself should not carry CORS headers")
+	}
+}
+
+func TestUnknownEndpointAndWrongMethod(t *testing.T) {
+	up := newFakeBFL(t)
+	p := startLive(t, up, nil)
+	for _, c := range []struct {
+		method, path string
+		want         int
+	}{
+		{"GET", "/api/v1/flux-dev", http.StatusNotFound},
+		{"POST", "/api/v1/../admin", http.StatusNotFound},
+		{"GET", "/api/v1/credits/extra", http.StatusNotFound},
+		{"GET", "/api/v2/credits", http.StatusNotFound},
+		{"GET", "/api/v1/", http.StatusNotFound},
+		{"GET", "/api/v1/finetune", http.StatusMethodNotAllowed},
+		{"POST", "/api/v1/credits", http.StatusMethodNotAllowed},
+		{"DELETE", "/api/v1/delete_finetune", http.StatusMethodNotAllowed},
+		{"POST", "/api/poll", http.StatusMethodNotAllowed},
+		{"GET", "/api/poll", http.StatusBadRequest},
+	} {
+		resp, body := do(t, c.method, p.base+c.path, strings.NewReader("{}"), nil)
+		if resp.StatusCode != c.want || !strings.Contains(body, `"detail"`) {
+			t.Errorf("%s %s: %d %s, want %d with a detail", c.method, c.path, resp.StatusCode, body, c.want)
+		}
+	}
+	if n := len(up.requests()); n != 0 {
+		t.Errorf("upstream saw %d requests, want none", n)
+	}
+}
+
+func TestClientConfig(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "ui.json")
+	if err := os.WriteFile(file, []byte(`{"flags":{"legacyEndpoints":false},"ui":{"defaultEndpoint":"flux-pro-1.1-ultra-finetuned"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, map[string]string{"CONFIG_FILE": file})
+	resp, body := do(t, "GET", p.base+"/api/config", nil, nil)
+	var got struct {
+		Mode, Upstream string
+		Flags, UI      map[string]any
+	}
+	if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &got) != nil {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	if got.Mode != "simulated" || got.Upstream != "api.sim.bfl.test" || got.Flags["legacyEndpoints"] != false || got.UI["defaultEndpoint"] != "flux-pro-1.1-ultra-finetuned" {
+		t.Errorf("config %+v", got)
+	}
+}
+
+func TestShutdownLetsInFlightRequestsFinish(t *testing.T) {
+	up := newFakeBFL(t)
+	up.mux = http.NewServeMux()
+	entered := make(chan struct{})
+	up.mux.HandleFunc("GET /v1/credits", func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		time.Sleep(500 * time.Millisecond)
+		_, _ = w.Write([]byte(`{"credits":7}`))
+	})
+	p := startLive(t, up, nil)
+	type result struct {
+		status int
+		body   string
+		err    error
+	}
+	got := make(chan result, 1)
+	go func() {
+		resp, err := client().Get(p.base + "/api/v1/credits")
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		got <- result{resp.StatusCode, string(b), err}
+	}()
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("request never reached upstream")
+	}
+	p.stop()
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Fatalf("Run returned %v", err)
+		}
+		p.done <- nil // for the cleanup started by start
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	r := <-got
+	if r.err != nil || r.status != 200 || r.body != `{"credits":7}` {
+		t.Fatalf("in-flight request: %+v", r)
+	}
+	if _, err := client().Get(p.base + "/healthz"); err == nil {
+		t.Error("the proxy still accepts connections after shutdown")
+	}
+}

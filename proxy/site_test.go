@@ -1,0 +1,158 @@
+package proxy
+
+import (
+	"bytes"
+	"compress/gzip"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/andybalholm/brotli"
+)
+
+var fakeWasm = bytes.Repeat([]byte("\x00asm\x01\x00\x00\x00 wasm body "), 4096)
+
+// writeSite lays out a generated site as sitegen does.
+func writeSite(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	var gz, br bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write(fakeWasm)
+	_ = zw.Close()
+	bw := brotli.NewWriter(&br)
+	_, _ = bw.Write(fakeWasm)
+	_ = bw.Close()
+	files := map[string][]byte{
+		"index.html":           []byte("<html>index</html>"),
+		"generate.html":        []byte("<html>generate</html>"),
+		"app.js":               []byte("console.log(1)"),
+		"manifest.webmanifest": []byte("{}"),
+		"web/app.wasm":         fakeWasm,
+		"web/app.wasm.gz":      gz.Bytes(),
+		"web/app.wasm.br":      br.Bytes(),
+		"web/icon.png":         tinyPNG,
+		".secret":              []byte("hidden"),
+	}
+	for name, b := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func TestSitePages(t *testing.T) {
+	p := start(t, map[string]string{"SITE_DIR": writeSite(t)})
+	for _, c := range []struct {
+		path, want, ctype string
+		status            int
+	}{
+		{"/", "<html>index</html>", "text/html", 200},
+		{"/generate", "<html>generate</html>", "text/html", 200},
+		{"/finetune", "<html>index</html>", "text/html", 200}, // no finetune.html: the app routes it
+		{"/models/abc", "<html>index</html>", "text/html", 200},
+		{"/app.js", "console.log(1)", "text/javascript", 200},
+		{"/manifest.webmanifest", "{}", "application/manifest+json", 200},
+		{"/web/icon.png", string(tinyPNG), "image/png", 200},
+		{"/missing.js", "", "", 404},
+		{"/.secret", "", "", 404},
+		{"/web/../.secret", "", "", 404},
+	} {
+		resp, body := do(t, "GET", p.base+c.path, nil, nil)
+		if resp.StatusCode != c.status || (c.status == 200 && body != c.want) || !strings.HasPrefix(resp.Header.Get("Content-Type"), c.ctype) {
+			t.Errorf("GET %s: %d %q %s", c.path, resp.StatusCode, body, resp.Header.Get("Content-Type"))
+		}
+		if c.status != 200 {
+			continue
+		}
+		h := resp.Header
+		csp := h.Get("Content-Security-Policy")
+		for _, d := range []string{"default-src 'self'", "script-src 'self' 'wasm-unsafe-eval'", "frame-ancestors 'none'", "connect-src 'self'"} {
+			if !strings.Contains(csp, d) {
+				t.Errorf("%s: CSP %q lacks %s", c.path, csp, d)
+			}
+		}
+		if h.Get("X-Content-Type-Options") != "nosniff" || h.Get("Referrer-Policy") != "no-referrer" || h.Get("Cache-Control") != "no-cache" || h.Get("ETag") == "" {
+			t.Errorf("%s: headers %v", c.path, h)
+		}
+		resp2, _ := do(t, "GET", p.base+c.path, nil, http.Header{"If-None-Match": {h.Get("ETag")}})
+		if resp2.StatusCode != http.StatusNotModified {
+			t.Errorf("%s: revalidation with its ETag gave %d, want 304", c.path, resp2.StatusCode)
+		}
+	}
+	if resp, _ := do(t, "POST", p.base+"/", nil, nil); resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST /: %d", resp.StatusCode)
+	}
+}
+
+func TestSiteServesPrecompressedWasm(t *testing.T) {
+	p := start(t, map[string]string{"SITE_DIR": writeSite(t)})
+	// DisableCompression so the client neither asks for gzip nor decodes it.
+	c := &http.Client{Transport: &http.Transport{DisableCompression: true}, Timeout: client().Timeout}
+	for _, tc := range []struct{ accept, encoding string }{
+		{"gzip, deflate, br, zstd", "br"},
+		{"gzip", "gzip"},
+		{"br;q=0, gzip;q=0.8", "gzip"},
+		{"", ""},
+		{"identity", ""},
+	} {
+		req, _ := http.NewRequest("GET", p.base+"/web/app.wasm", nil)
+		if tc.accept != "" {
+			req.Header.Set("Accept-Encoding", tc.accept)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := resp.Header
+		if resp.StatusCode != 200 || h.Get("Content-Encoding") != tc.encoding || h.Get("Content-Type") != "application/wasm" || h.Get("Vary") != "Accept-Encoding" || h.Get("Cache-Control") != "no-cache" {
+			t.Errorf("Accept-Encoding %q: %d %v", tc.accept, resp.StatusCode, h)
+			continue
+		}
+		var decoded []byte
+		switch tc.encoding {
+		case "br":
+			decoded, err = io.ReadAll(brotli.NewReader(bytes.NewReader(raw)))
+		case "gzip":
+			zr, zerr := gzip.NewReader(bytes.NewReader(raw))
+			if zerr != nil {
+				t.Fatal(zerr)
+			}
+			decoded, err = io.ReadAll(zr)
+		default:
+			decoded = raw
+		}
+		if err != nil || !bytes.Equal(decoded, fakeWasm) {
+			t.Errorf("Accept-Encoding %q: body does not decode to the wasm (%v)", tc.accept, err)
+		}
+	}
+}
+
+func TestMissingSiteSaysSoAndAPIStillWorks(t *testing.T) {
+	p := start(t, map[string]string{"SITE_DIR": filepath.Join(t.TempDir(), "not-built")})
+	for _, path := range []string{"/", "/generate", "/web/app.wasm"} {
+		resp, body := do(t, "GET", p.base+path, nil, nil)
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "not built") || !strings.Contains(body, "make build") {
+			t.Errorf("%s: %d %q", path, resp.StatusCode, body)
+		}
+	}
+	if !strings.Contains(p.stdout.String(), "not built") {
+		t.Errorf("the banner should say the PWA is not built: %s", p.stdout.String())
+	}
+	if resp, body := do(t, "GET", p.base+"/api/v1/credits", nil, nil); resp.StatusCode != 200 || !strings.Contains(body, "credits") {
+		t.Errorf("/api/v1/credits with no site: %d %s", resp.StatusCode, body)
+	}
+}
