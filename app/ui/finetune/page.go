@@ -137,6 +137,7 @@ func (p *Page) anyRunning() bool {
 
 func (p *Page) restore(ds *finetuning.Dataset, form finetuning.Form) {
 	p.restored = true
+	merged := len(p.ds.Images) > 0 || len(p.ds.Orphans) > 0
 	// Files added while the draft loaded come after the restored ones.
 	for _, im := range p.ds.Images {
 		ds.AddImage(im)
@@ -156,11 +157,15 @@ func (p *Page) restore(ds *finetuning.Dataset, form finetuning.Form) {
 			p.thumbs[im.Name] = objectURL(im.Data, im.Format.MIME())
 		}
 	}
+	if merged {
+		p.changed()
+	}
 }
 
-// changed saves a snapshot of the draft once edits pause.
+// changed saves a snapshot of the draft once edits pause. Until the saved
+// draft is loaded nothing is written, so it cannot be overwritten unread.
 func (p *Page) changed() {
-	if p.svc == nil {
+	if p.svc == nil || !p.restored {
 		return
 	}
 	ds, form, svc, run, ctx := p.ds.Clone(), p.form.Clone(), p.svc, p.run, p.ctx
@@ -316,6 +321,7 @@ func (p *Page) started(ctx app.Context, job finetuning.Job) {
 	}
 	p.ds = &finetuning.Dataset{}
 	delete(p.form, finetuning.FieldComment)
+	p.changed() // the next draft starts from the same settings
 	notify.Done(ctx, fmt.Sprintf("Training %q started; it appears under Jobs.", job.Name))
 	notify.RefreshCredits(ctx)
 	svc, run := p.svc, p.run
