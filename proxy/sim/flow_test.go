@@ -22,7 +22,7 @@ var uuidPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89a
 // generate 16:9 with ultra, poll to Ready, fetch a real 16:9 image.
 func TestFullFlow(t *testing.T) {
 	cfg := Config{TrainDuration: Duration(60 * time.Second), GenerateDuration: Duration(3 * time.Second)}
-	for name, e := range map[string]*env{"http": newHTTPEnv(t, cfg), "transport": newTransportEnv(t, cfg)} {
+	for name, e := range map[string]*testEnv{"http": newHTTPEnv(t, cfg), "transport": newTransportEnv(t, cfg)} {
 		t.Run(name, func(t *testing.T) {
 			e.t = t
 			ft := e.submit("finetune", map[string]any{

@@ -42,9 +42,9 @@ func (c *clock) Advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-// env is a simulator under test and a way to talk to it: over loopback HTTP,
+// testEnv is a simulator under test and a way to talk to it: over loopback HTTP,
 // or through its in-process Transport.
-type env struct {
+type testEnv struct {
 	t      *testing.T
 	sim    *Sim
 	clock  *clock
@@ -55,7 +55,7 @@ type env struct {
 
 // newHTTPEnv serves the simulator on a loopback server whose URL is both
 // bases, as the standalone bflsim does.
-func newHTTPEnv(t *testing.T, cfg Config) *env {
+func newHTTPEnv(t *testing.T, cfg Config) *testEnv {
 	t.Helper()
 	var s *Sim
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.ServeHTTP(w, r) }))
@@ -64,18 +64,18 @@ func newHTTPEnv(t *testing.T, cfg Config) *env {
 	cfg.APIBase, cfg.DeliveryBase, cfg.Now = srv.URL, srv.URL, c.Now
 	s = New(cfg)
 	t.Cleanup(s.Close)
-	return &env{t: t, sim: s, clock: c, api: srv.URL, client: srv.Client(), key: cfg.Key}
+	return &testEnv{t: t, sim: s, clock: c, api: srv.URL, client: srv.Client(), key: cfg.Key}
 }
 
 // newTransportEnv talks to the simulator only through Transport, on its
 // default simulated hosts, as the proxy does in simulated mode.
-func newTransportEnv(t *testing.T, cfg Config) *env {
+func newTransportEnv(t *testing.T, cfg Config) *testEnv {
 	t.Helper()
 	c := newClock()
 	cfg.Now = c.Now
 	s := New(cfg)
 	t.Cleanup(s.Close)
-	return &env{t: t, sim: s, clock: c, api: "https://" + APIHost, client: &http.Client{Transport: s.Transport()}, key: cfg.Key}
+	return &testEnv{t: t, sim: s, clock: c, api: "https://" + APIHost, client: &http.Client{Transport: s.Transport()}, key: cfg.Key}
 }
 
 type reply struct {
@@ -98,7 +98,7 @@ func (r reply) apiError(t *testing.T) *bfl.Error {
 }
 
 // do sends one request with a deadline; body is JSON-encoded unless it is a []byte.
-func (e *env) do(method, url string, body any) reply {
+func (e *testEnv) do(method, url string, body any) reply {
 	e.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
@@ -136,11 +136,11 @@ func (e *env) do(method, url string, body any) reply {
 	return reply{status: resp.StatusCode, header: resp.Header, body: b}
 }
 
-func (e *env) get(path string) reply            { return e.do(http.MethodGet, e.api+path, nil) }
-func (e *env) post(path string, body any) reply { return e.do(http.MethodPost, e.api+path, body) }
+func (e *testEnv) get(path string) reply            { return e.do(http.MethodGet, e.api+path, nil) }
+func (e *testEnv) post(path string, body any) reply { return e.do(http.MethodPost, e.api+path, body) }
 
 // submit posts and requires a 200 submit answer.
-func (e *env) submit(endpoint string, body any) bfl.AsyncResponse {
+func (e *testEnv) submit(endpoint string, body any) bfl.AsyncResponse {
 	e.t.Helper()
 	r := e.post("/v1/"+endpoint, body)
 	if r.status != http.StatusOK {
@@ -152,7 +152,7 @@ func (e *env) submit(endpoint string, body any) bfl.AsyncResponse {
 }
 
 // result polls a task once through its polling_url, as clients must.
-func (e *env) result(pollingURL string) bfl.ResultResponse {
+func (e *testEnv) result(pollingURL string) bfl.ResultResponse {
 	e.t.Helper()
 	r := e.do(http.MethodGet, pollingURL, nil)
 	if r.status != http.StatusOK {
@@ -163,7 +163,7 @@ func (e *env) result(pollingURL string) bfl.ResultResponse {
 	return res
 }
 
-func (e *env) credits() float64 {
+func (e *testEnv) credits() float64 {
 	e.t.Helper()
 	var c bfl.Credits
 	e.get("/v1/credits").decode(e.t, &c)
@@ -171,7 +171,7 @@ func (e *env) credits() float64 {
 }
 
 // readyFinetune trains a finetune on 3 images and moves the clock past it.
-func (e *env) readyFinetune(fields map[string]any) string {
+func (e *testEnv) readyFinetune(fields map[string]any) string {
 	e.t.Helper()
 	body := map[string]any{"file_data": datasetZIP(e.t, 3, true), "finetune_comment": "cat", "mode": "character"}
 	for k, v := range fields {
@@ -186,7 +186,7 @@ func (e *env) readyFinetune(fields map[string]any) string {
 }
 
 // fetchSample downloads the Ready image task's sample.
-func (e *env) fetchSample(res bfl.ResultResponse) reply {
+func (e *testEnv) fetchSample(res bfl.ResultResponse) reply {
 	e.t.Helper()
 	var img bfl.ImageResult
 	if err := json.Unmarshal(res.Result, &img); err != nil {

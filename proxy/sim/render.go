@@ -29,6 +29,11 @@ const (
 // deterministic, so equal specs give byte-identical files. It paints with
 // gradients and flat shapes only: about a megapixel takes milliseconds.
 func render(spec imageSpec) ([]byte, error) {
+	return encode(draw(spec), spec.format)
+}
+
+// draw paints the picture for spec.
+func draw(spec imageSpec) *image.RGBA {
 	img := image.NewRGBA(image.Rect(0, 0, spec.width, spec.height))
 	h := fnv.New64a()
 	_, _ = h.Write([]byte(spec.prompt))
@@ -58,16 +63,21 @@ func render(spec imageSpec) ([]byte, error) {
 	maxLines := max(1, min(6, spec.height/3/(glyphH*scale)))
 	lines := wrap(prompt, cols, maxLines)
 	writeText(img, lines, scale, margin, spec.height-margin-len(lines)*glyphH*scale)
+	return img
+}
 
+// encode writes img as "png" (fastest compression: the samples are
+// throwaway) or else as JPEG.
+func encode(img *image.RGBA, format string) ([]byte, error) {
 	var buf bytes.Buffer
 	var err error
-	if spec.format == "png" {
+	if format == "png" {
 		err = (&png.Encoder{CompressionLevel: png.BestSpeed}).Encode(&buf, img)
 	} else {
 		err = jpeg.Encode(&buf, img, &jpeg.Options{Quality: 90})
 	}
 	if err != nil {
-		return nil, fmt.Errorf("encode %s %dx%d: %w", spec.format, spec.width, spec.height, err)
+		return nil, fmt.Errorf("encode %s %dx%d: %w", format, img.Rect.Dx(), img.Rect.Dy(), err)
 	}
 	return buf.Bytes(), nil
 }

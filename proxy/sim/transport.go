@@ -96,7 +96,9 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}()
 
 	abort := func(err error) {
-		rw.reader.CloseWithError(err)
+		// Closing the write half fails the handler's writes and makes the
+		// client's reads return err (closing the read half would hide err).
+		rw.writer.CloseWithError(err)
 		if reqPipe != nil {
 			reqPipe.CloseWithError(err)
 		}
