@@ -81,17 +81,8 @@ func TestTransportStreamsRequestBody(t *testing.T) {
 		fmt.Fprintf(w, "%d", received)
 	})
 	body := &gatedReader{n: streamSize, gate: 1 << 20, open: started, buf: make([]byte, chunk)}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+APIHost+"/v1/finetune", body)
-	if err != nil {
-		t.Fatal(err)
-	}
 	before := totalAlloc()
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := roundTrip(t, client, http.MethodPost, "/v1/finetune", body)
 	got, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	allocated := totalAlloc() - before
@@ -101,9 +92,31 @@ func TestTransportStreamsRequestBody(t *testing.T) {
 	if string(got) != fmt.Sprint(streamSize) {
 		t.Fatalf("handler received %s bytes, want %d", got, streamSize)
 	}
-	t.Logf("streamed %d MB upload, allocated %d KB", streamSize>>20, allocated>>10)
+	checkAllocated(t, "upload", allocated)
+}
+
+// roundTrip sends one request through client with a deadline; the caller
+// closes the response body.
+func roundTrip(t *testing.T, client *http.Client, method, path string, body io.Reader) *http.Response {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	req, err := http.NewRequestWithContext(ctx, method, "https://"+APIHost+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+func checkAllocated(t *testing.T, what string, allocated uint64) {
+	t.Helper()
+	t.Logf("streamed a %d MB %s, allocated %d KB", streamSize>>20, what, allocated>>10)
 	if allocated > allocBudget {
-		t.Fatalf("allocated %d bytes for a %d-byte body: it was buffered", allocated, streamSize)
+		t.Fatalf("allocated %d bytes for a %d-byte %s: it was buffered", allocated, streamSize, what)
 	}
 }
 
@@ -117,17 +130,8 @@ func TestTransportStreamsResponseBody(t *testing.T) {
 		_, err := io.CopyBuffer(w, src, make([]byte, chunk))
 		handlerErr <- errors.Join(err, src.err)
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+APIHost+"/delivery/big", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	before := totalAlloc()
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := roundTrip(t, client, http.MethodGet, "/delivery/big", nil)
 	defer resp.Body.Close()
 	buf := make([]byte, chunk)
 	n, err := io.ReadFull(resp.Body, buf)
@@ -143,10 +147,7 @@ func TestTransportStreamsResponseBody(t *testing.T) {
 	if err := <-handlerErr; err != nil {
 		t.Fatalf("handler: %v", err)
 	}
-	t.Logf("streamed %d MB download, allocated %d KB", streamSize>>20, allocated>>10)
-	if allocated > allocBudget {
-		t.Fatalf("allocated %d bytes for a %d-byte answer: it was buffered", allocated, streamSize)
-	}
+	checkAllocated(t, "download", allocated)
 }
 
 // Cancelling before the handler answers fails the round trip at once and
