@@ -3,11 +3,13 @@ package proxy
 import (
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -28,6 +30,8 @@ type fakeBFL struct {
 	mu   sync.Mutex
 	reqs []seen
 	mux  *http.ServeMux
+	// conns counts accepted connections, requests or not.
+	conns atomic.Int64
 }
 
 func newFakeBFL(t testing.TB) *fakeBFL {
@@ -58,13 +62,19 @@ func newFakeBFL(t testing.TB) *fakeBFL {
 		w.WriteHeader(http.StatusBadGateway)
 		_, _ = io.WriteString(w, "<html>bad gateway</html>")
 	})
-	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	f.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n, _ := io.Copy(io.Discard, r.Body)
 		f.mu.Lock()
 		f.reqs = append(f.reqs, seen{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Clone(), n})
 		f.mu.Unlock()
 		f.mux.ServeHTTP(w, r)
 	}))
+	f.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			f.conns.Add(1)
+		}
+	}
+	f.Start()
 	t.Cleanup(f.Close)
 	return f
 }
