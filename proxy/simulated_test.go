@@ -83,6 +83,24 @@ func pollReady(t *testing.T, base, pollingURL string) map[string]any {
 	return nil
 }
 
+// runTask submits to an endpoint through the proxy, polls the task to Ready
+// and returns the named string from its result.
+func runTask(t *testing.T, base, endpoint, resultKey string, body map[string]any) string {
+	t.Helper()
+	status, sub := postJSON(t, base+"/api/v1/"+endpoint, body)
+	pollingURL, _ := sub["polling_url"].(string)
+	if status != 200 || pollingURL == "" {
+		t.Fatalf("%s submit: %d %v", endpoint, status, sub)
+	}
+	res := pollReady(t, base, pollingURL)
+	result, _ := res["result"].(map[string]any)
+	v, _ := result[resultKey].(string)
+	if v == "" {
+		t.Fatalf("%s: Ready without result.%s: %v", endpoint, resultKey, res)
+	}
+	return v
+}
+
 func credits(t *testing.T, base string) float64 {
 	t.Helper()
 	resp, body := do(t, "GET", base+"/api/v1/credits", nil, nil)
@@ -106,29 +124,12 @@ func TestSimulatedFinetuneToImage(t *testing.T) {
 	}
 	before := credits(t, p.base)
 
-	status, sub := postJSON(t, p.base+"/api/v1/finetune", map[string]any{
+	ftID := runTask(t, p.base, "finetune", "finetune_id", map[string]any{
 		"file_data": datasetZIP(t, 3), "finetune_comment": "proxy flow", "mode": "character", "trigger_word": "TOK", "iterations": 100,
 	})
-	if status != 200 || sub["polling_url"] == nil {
-		t.Fatalf("finetune submit: %d %v", status, sub)
-	}
-	ft := pollReady(t, p.base, sub["polling_url"].(string))
-	ftID, _ := ft["result"].(map[string]any)["finetune_id"].(string)
-	if ftID == "" {
-		t.Fatalf("Ready finetune without finetune_id: %v", ft)
-	}
-
-	status, gen := postJSON(t, p.base+"/api/v1/flux-pro-1.1-ultra-finetuned", map[string]any{
+	sample := runTask(t, p.base, "flux-pro-1.1-ultra-finetuned", "sample", map[string]any{
 		"finetune_id": ftID, "prompt": "TOK on a beach at dawn", "aspect_ratio": "16:9", "seed": 7,
 	})
-	if status != 200 || gen["polling_url"] == nil {
-		t.Fatalf("generate: %d %v", status, gen)
-	}
-	res := pollReady(t, p.base, gen["polling_url"].(string))
-	sample, _ := res["result"].(map[string]any)["sample"].(string)
-	if sample == "" {
-		t.Fatalf("no sample in %v", res)
-	}
 
 	resp, body := do(t, "GET", p.base+"/api/image?url="+url.QueryEscape(sample), nil, nil)
 	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "image/") {
