@@ -134,8 +134,8 @@ func TestSamplesAreDeterministic(t *testing.T) {
 	e := newHTTPEnv(t, Config{})
 	ft := e.readyFinetune(nil)
 	fetch := func(body map[string]any) ([]byte, int64) {
-		body["finetune_id"] = ft
-		res := e.result(e.submit("flux-pro-1.1-ultra-finetuned", body).PollingURL)
+		body["finetune_id"], body["width"], body["height"] = ft, 512, 384
+		res := e.result(e.submit("flux-pro-finetuned", body).PollingURL)
 		var ir bfl.ImageResult
 		if err := json.Unmarshal(res.Result, &ir); err != nil || ir.Seed == nil {
 			t.Fatalf("result %s", res.Result)

@@ -58,7 +58,7 @@ func (s *Sim) finetuneDetails(w http.ResponseWriter, id string) {
 // deleteFinetune removes the finetune and its training task, so get_result
 // on its id then answers "Task not found". Credits are not refunded.
 func (s *Sim) deleteFinetune(w http.ResponseWriter, r *http.Request, ep bfl.Endpoint) {
-	req, ok := readRequest(w, r, ep)
+	req, ok := s.readRequest(w, r, ep)
 	if !ok {
 		return
 	}

@@ -28,6 +28,7 @@ type Sim struct {
 	cfg       Config
 	endpoints map[string]bfl.Endpoint
 	prices    map[string]float64
+	maxBody   int64
 
 	mu        sync.Mutex
 	credits   float64
@@ -47,6 +48,7 @@ func New(cfg Config) *Sim {
 		cfg:       cfg,
 		endpoints: make(map[string]bfl.Endpoint),
 		prices:    priceTable(),
+		maxBody:   maxBody,
 		credits:   cfg.Credits,
 		tasks:     make(map[string]*task),
 		finetunes: make(map[string]*finetune),
@@ -165,14 +167,14 @@ func (s *Sim) authorized(r *http.Request) bool {
 	return subtle.ConstantTimeCompare([]byte(r.Header.Get("x-key")), []byte(s.cfg.Key)) == 1
 }
 
-// readBody reads a request body up to maxBody, presizing the buffer from
+// readBody reads a request body up to limit bytes, presizing the buffer from
 // Content-Length so a 27 MB upload is not copied through doubling buffers.
-func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	var buf bytes.Buffer
-	if r.ContentLength > 0 && r.ContentLength <= maxBody {
+	if r.ContentLength > 0 && r.ContentLength <= limit {
 		buf.Grow(int(r.ContentLength) + bytes.MinRead)
 	}
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, maxBody))
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		return nil, fmt.Errorf("read request body: %w", err)
 	}

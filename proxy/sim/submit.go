@@ -22,8 +22,8 @@ type request struct {
 
 // readRequest reads and validates a POST body, answering the client itself
 // (413, 422) and reporting false when the request goes no further.
-func readRequest(w http.ResponseWriter, r *http.Request, ep bfl.Endpoint) (request, bool) {
-	body, err := readBody(w, r)
+func (s *Sim) readRequest(w http.ResponseWriter, r *http.Request, ep bfl.Endpoint) (request, bool) {
+	body, err := readBody(w, r, s.maxBody)
 	if err != nil {
 		writeBodyError(w, err)
 		return request{}, false
@@ -101,7 +101,7 @@ type prepareFunc func(r request, f faults) (admission, *bfl.ValidationIssue)
 // submit is the path every finetune and generation takes: validate, apply
 // fault markers, the endpoint's own checks, then admit under the lock.
 func (s *Sim) submit(w http.ResponseWriter, r *http.Request, ep bfl.Endpoint, prepare prepareFunc) {
-	req, ok := readRequest(w, r, ep)
+	req, ok := s.readRequest(w, r, ep)
 	if !ok {
 		return
 	}
