@@ -143,34 +143,66 @@ func (s *Sim) submit(w http.ResponseWriter, r *http.Request, ep bfl.Endpoint, pr
 	s.admit(w, req, adm)
 }
 
-// admit checks the model, the active-task limit and the balance, and records
-// the task, all under one lock so two racing submits cannot both squeeze in.
+// refusal is why admission said no, written as BFL would answer it.
+type refusal struct {
+	status int
+	detail string              // the string form of detail, or
+	issue  bfl.ValidationIssue // a 422's single issue
+	retry  time.Duration       // 429 only
+}
+
+func (r refusal) write(w http.ResponseWriter, limit int) {
+	switch r.status {
+	case http.StatusUnprocessableEntity:
+		writeIssues(w, []bfl.ValidationIssue{r.issue})
+	case http.StatusTooManyRequests:
+		writeTooMany(w, r.retry, limit)
+	default:
+		writeDetail(w, r.status, r.detail)
+	}
+}
+
+// admit records the task, or answers why it cannot be accepted.
 func (s *Sim) admit(w http.ResponseWriter, req request, adm admission) {
 	now := s.cfg.Now()
 	id := newID()
 	s.mu.Lock()
+	no := s.admitLocked(now, id, adm)
+	s.mu.Unlock()
+	if no != nil {
+		no.write(w, s.cfg.MaxActive)
+		return
+	}
+	t := adm.task
+	resp := bfl.AsyncResponse{ID: id, InputMP: adm.inputMP, OutputMP: adm.outputMP}
+	if t.kind == kindImage {
+		resp.Cost = &adm.cost
+	}
+	if hook := req.str("webhook_url"); hook != "" {
+		// BFL answers a webhook submit this way. The simulator never calls
+		// the hook: it makes no outbound requests; poll the id instead.
+		resp.Status, resp.WebhookURL = bfl.StatusPending, hook
+	} else {
+		resp.PollingURL = s.cfg.APIBase + "/v1/get_result?id=" + id
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// admitLocked checks the model, the active-task limit and the balance, then
+// charges and records the task: one locked step, so racing submits can
+// neither exceed the limit nor spend the same credits twice.
+func (s *Sim) admitLocked(now time.Time, id string, adm admission) *refusal {
 	if adm.needModel != "" {
-		if status, issue := s.modelUsableLocked(now, adm.needModel); status != 0 {
-			s.mu.Unlock()
-			if status == http.StatusNotFound {
-				writeDetail(w, status, "Finetune not found: "+adm.needModel)
-			} else {
-				writeIssues(w, []bfl.ValidationIssue{issue})
-			}
-			return
+		if no := s.modelUsableLocked(now, adm.needModel); no != nil {
+			return no
 		}
 	}
 	if active, next := s.activeLocked(now); active >= s.cfg.MaxActive {
-		s.mu.Unlock()
-		writeTooMany(w, next, s.cfg.MaxActive)
-		return
+		return &refusal{status: http.StatusTooManyRequests, retry: next}
 	}
 	if s.credits < adm.cost {
-		balance := s.credits
-		s.mu.Unlock()
-		writeDetail(w, http.StatusPaymentRequired, fmt.Sprintf(
-			"Insufficient credits: this request costs %g credits and the balance is %g", adm.cost, balance))
-		return
+		return &refusal{status: http.StatusPaymentRequired, detail: fmt.Sprintf(
+			"Insufficient credits: this request costs %g credits and the balance is %g", adm.cost, s.credits)}
 	}
 	s.credits -= adm.cost
 	t := adm.task
@@ -186,38 +218,25 @@ func (s *Sim) admit(w http.ResponseWriter, req request, adm admission) {
 		s.finetunes[id] = t.finetune
 	}
 	s.tasks[id] = t
-	s.mu.Unlock()
-
-	resp := bfl.AsyncResponse{ID: id, InputMP: adm.inputMP, OutputMP: adm.outputMP}
-	if t.kind == kindImage {
-		resp.Cost = &adm.cost
-	}
-	if hook := req.str("webhook_url"); hook != "" {
-		// BFL answers a webhook submit this way. The simulator never calls
-		// the hook: it makes no outbound requests; poll the id instead.
-		resp.Status, resp.WebhookURL = bfl.StatusPending, hook
-	} else {
-		resp.PollingURL = s.cfg.APIBase + "/v1/get_result?id=" + id
-	}
-	writeJSON(w, http.StatusOK, resp)
+	return nil
 }
 
 // modelUsableLocked says why a finetune cannot generate: 404 when unknown,
-// 422 on finetune_id while it trains or after it failed; 0 when it is Ready.
-func (s *Sim) modelUsableLocked(now time.Time, id string) (int, bfl.ValidationIssue) {
+// 422 on finetune_id while it trains or after it failed; nil when it is Ready.
+func (s *Sim) modelUsableLocked(now time.Time, id string) *refusal {
 	t, ok := s.tasks[id]
 	if _, known := s.finetunes[id]; !known || !ok {
-		return http.StatusNotFound, bfl.ValidationIssue{}
+		return &refusal{status: http.StatusNotFound, detail: "Finetune not found: " + id}
 	}
 	switch status, progress := t.state(now); status {
 	case bfl.StatusReady:
-		return 0, bfl.ValidationIssue{}
+		return nil
 	case bfl.StatusPending:
-		return http.StatusUnprocessableEntity, valueError("finetune_id", fmt.Sprintf(
-			"finetune %s is still training (Pending, %.0f%% done); generate once it is Ready", id, *progress*100))
+		return &refusal{status: http.StatusUnprocessableEntity, issue: valueError("finetune_id", fmt.Sprintf(
+			"finetune %s is still training (Pending, %.0f%% done); generate once it is Ready", id, *progress*100))}
 	default:
-		return http.StatusUnprocessableEntity, valueError("finetune_id", fmt.Sprintf(
-			"finetune %s ended %s and cannot generate", id, status))
+		return &refusal{status: http.StatusUnprocessableEntity, issue: valueError("finetune_id", fmt.Sprintf(
+			"finetune %s ended %s and cannot generate", id, status))}
 	}
 }
 
