@@ -66,11 +66,24 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	printSmall(out, opt, small)
 
-	up, err := benchUpload(ctx, opt)
-	if err != nil {
-		return err
+	var ups []uploadBench
+	if opt.uploads > 0 {
+		valid, transfer, body, spoiled, err := uploadBodies(opt)
+		if err != nil {
+			return err
+		}
+		for _, u := range []struct {
+			b    uploadBench
+			body []byte
+		}{{valid, body}, {transfer, spoiled}} {
+			res, err := benchUpload(ctx, opt, u.b, u.body)
+			if err != nil {
+				return err
+			}
+			printUpload(out, opt, res)
+			ups = append(ups, res)
+		}
 	}
-	printUpload(out, opt, up)
 
 	if opt.bigMB > 0 && opt.proxyPID > 0 {
 		big, err := bigUploadRSS(ctx, opt)
@@ -79,7 +92,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		}
 		printBig(out, big)
 	}
-	printVerdict(out, opt, small, up)
+	printVerdict(out, opt, small, ups)
 	return nil
 }
 
@@ -96,7 +109,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&opt.rounds, "rounds", 3, "rounds per small-request measurement; the target order rotates each round")
 	fs.Float64Var(&opt.uploadMB, "upload-mb", 27, "finetune body size in MB (a 20 MB ZIP is a 27 MB body)")
 	fs.IntVar(&opt.uploadImgs, "upload-images", 20, "images in the upload's ZIP")
-	fs.IntVar(&opt.uploads, "uploads", 7, "timed uploads per target, after one untimed warm-up")
+	fs.IntVar(&opt.uploads, "uploads", 7, "timed uploads per target, after one untimed warm-up (0: no upload test)")
 	fs.Float64Var(&opt.bigMB, "big-mb", 200, "size of the upload during which the proxy's peak RSS is sampled (0: skip)")
 	fs.IntVar(&opt.proxyPID, "proxy-pid", 0, "pid of the proxy, for the RSS figures (0: skip)")
 	fs.DurationVar(&opt.reqTimeout, "request-timeout", 10*time.Second, "deadline of one small request")
@@ -124,8 +137,8 @@ func parseFlags(args []string) (options, error) {
 		}
 		opt.clients = append(opt.clients, n)
 	}
-	if opt.rounds < 1 || opt.uploads < 1 || opt.uploadImgs < 1 {
-		return options{}, errors.New("-rounds, -uploads and -upload-images must be at least 1")
+	if opt.rounds < 1 || opt.uploads < 0 || opt.uploadImgs < 1 {
+		return options{}, errors.New("-rounds and -upload-images must be at least 1, -uploads not negative")
 	}
 	if opt.duration < time.Duration(opt.rounds)*100*time.Millisecond {
 		return options{}, fmt.Errorf("-duration %v is too short for %d rounds", opt.duration, opt.rounds)

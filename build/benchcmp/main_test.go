@@ -24,6 +24,7 @@ type fakeBFL struct {
 	value    string
 	small    atomic.Int64
 	uploads  atomic.Int64
+	rejected atomic.Int64
 	bodySize atomic.Int64
 }
 
@@ -42,6 +43,7 @@ func (f *fakeBFL) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		b, _ := io.ReadAll(r.Body)
 		if err := json.Unmarshal(b, &body); err != nil || body.FileData == "" {
+			f.rejected.Add(1)
 			http.Error(w, `{"detail":"bad body"}`, http.StatusUnprocessableEntity)
 			return
 		}
@@ -81,7 +83,8 @@ func TestRunMeasuresThreeWays(t *testing.T) {
 		if f.small.Load() < 10 {
 			t.Errorf("%s saw %d small requests", name, f.small.Load())
 		}
-		// One warm-up and two timed uploads each; the proxy also gets the big one.
+		// One warm-up and two timed valid uploads each (the spoiled ones are
+		// refused); the proxy also gets the big one.
 		want := int64(3)
 		if name == "proxy" {
 			want = 4
@@ -89,13 +92,17 @@ func TestRunMeasuresThreeWays(t *testing.T) {
 		if f.uploads.Load() != want {
 			t.Errorf("%s saw %d uploads, want %d", name, f.uploads.Load(), want)
 		}
+		if f.rejected.Load() != 3 {
+			t.Errorf("%s saw %d spoiled uploads, want 3", name, f.rejected.Load())
+		}
 	}
 	if n := proxy.bodySize.Load(); n < 2<<20*95/100 || n > 2<<20*105/100 {
 		t.Errorf("the big upload was %d bytes, want about 2 MB", n)
 	}
 	for _, want := range []string{
-		"Small JSON round trip", "Finetune upload", "200 x2", "Proxy memory during",
-		"small p50,  1 clients: proxy/nginx", "small p50,  3 clients", "upload p50: proxy/nginx",
+		"Small JSON round trip", "Finetune upload", "200 x2", "Upload transfer", "422 x2", "Proxy memory during",
+		"small p50,  1 clients: proxy/nginx", "small p50,  3 clients",
+		"upload (valid)  p50: proxy/nginx", "upload transfer p50: proxy/nginx",
 	} {
 		if !strings.Contains(report, want) {
 			t.Errorf("report lacks %q:\n%s", want, report)

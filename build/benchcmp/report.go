@@ -98,7 +98,7 @@ func printBig(w io.Writer, r bigResult) {
 
 // printVerdict states each target from the issue against the figures, and
 // says which figures to distrust if any request failed.
-func printVerdict(w io.Writer, opt options, small []smallResult, up uploadBench) {
+func printVerdict(w io.Writer, opt options, small []smallResult, ups []uploadBench) {
 	fmt.Fprintf(w, "\nRatios (lower is better for the proxy)\n")
 	byKey := map[string]measure.Summary{}
 	for _, r := range small {
@@ -115,19 +115,21 @@ func printVerdict(w io.Writer, opt options, small []smallResult, up uploadBench)
 		fmt.Fprintf(w, "  small p50, %2d clients: proxy/nginx %.2fx (target <= %.1fx: %s), proxy/direct %.2fx\n",
 			n, ratio, opt.smallTarget, verdict(ratio <= opt.smallTarget), float64(p)/float64(d))
 	}
-	up50 := map[string]measure.Summary{}
-	allOK := true
-	for _, r := range up.results {
-		up50[r.target] = measure.Summarize(r.lat)
-		if r.statuses[http.StatusOK] != len(r.lat) {
-			allOK = false
+	for _, ub := range ups {
+		p50 := map[string]time.Duration{}
+		for _, r := range ub.results {
+			p50[r.target] = measure.Summarize(r.lat).P50
 		}
-	}
-	ratio := float64(up50["proxy"].P50) / float64(up50["nginx"].P50)
-	fmt.Fprintf(w, "  upload p50: proxy/nginx %.2fx (target < 1.0x: %s), proxy/direct %.2fx\n",
-		ratio, verdict(ratio < 1), float64(up50["proxy"].P50)/float64(up50["direct"].P50))
-	if !allOK {
-		fmt.Fprintf(w, "  WARNING: not every upload answered 200; see the statuses above\n")
+		ratio := float64(p50["proxy"]) / float64(p50["nginx"])
+		what := "upload (valid)"
+		if ub.want != http.StatusOK {
+			what = "upload transfer"
+		}
+		fmt.Fprintf(w, "  %-15s p50: proxy/nginx %.2fx (target < 1.0x: %s), proxy/direct %.2fx\n",
+			what, ratio, verdict(ratio < 1), float64(p50["proxy"])/float64(p50["direct"]))
+		if !ub.allWanted() {
+			fmt.Fprintf(w, "  WARNING: not every %s answered %d; see the statuses above\n", what, ub.want)
+		}
 	}
 }
 

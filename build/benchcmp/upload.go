@@ -20,18 +20,43 @@ type uploadResult struct {
 	target   string
 	lat      []time.Duration
 	statuses map[int]int
-	detail   string // the body of the first answer that was not 200, cut short
+	detail   string // the body of the first answer with another status than wanted, cut short
 }
 
-// benchUpload posts the same finetune body to each target, warm-up first,
-// then round-robin so each target sees the same conditions.
-func benchUpload(ctx context.Context, opt options) (uploadBench, error) {
+// uploadBench is one upload measurement: the same body to every target.
+type uploadBench struct {
+	title   string
+	size    int
+	want    int // the status every answer should have
+	results []uploadResult
+}
+
+// uploadBodies builds the two uploads: a valid finetune, whose time includes
+// the simulator decoding and checking 20 MB of ZIP, and the same bytes with
+// the first one spoiled, which the simulator refuses with 422 as soon as it
+// has read them, so the time is the transfer through each hop alone.
+func uploadBodies(opt options) (valid, transfer uploadBench, body, spoiled []byte, err error) {
 	ds := measure.DatasetForBody(int64(opt.uploadMB*(1<<20)), opt.uploadImgs)
-	body, err := ds.Body()
+	body, err = ds.Body()
 	if err != nil {
-		return uploadBench{}, fmt.Errorf("build upload body: %w", err)
+		return valid, transfer, nil, nil, fmt.Errorf("build upload body: %w", err)
 	}
-	ub := uploadBench{size: len(body), ds: ds, results: make([]uploadResult, len(opt.targets))}
+	spoiled = slices.Clone(body)
+	spoiled[0] = 'x'
+	mb := float64(len(body)) / (1 << 20)
+	valid = uploadBench{size: len(body), want: http.StatusOK, title: fmt.Sprintf(
+		"Finetune upload: POST %s, %.1f MB JSON body (base64 ZIP of %d PNGs %dx%d), answered 200 after the BFL server checks the ZIP",
+		uploadPath, mb, ds.Images, ds.Side, ds.Side)}
+	transfer = uploadBench{size: len(body), want: http.StatusUnprocessableEntity, title: fmt.Sprintf(
+		"Upload transfer: the same %.1f MB with its first byte spoiled, answered 422 as soon as the BFL server has read it all",
+		mb)}
+	return valid, transfer, body, spoiled, nil
+}
+
+// benchUpload posts body to each target, warm-up first, then round-robin so
+// each target sees the same conditions.
+func benchUpload(ctx context.Context, opt options, ub uploadBench, body []byte) (uploadBench, error) {
+	ub.results = make([]uploadResult, len(opt.targets))
 	clients := make([]*http.Client, len(opt.targets))
 	for i, t := range opt.targets {
 		ub.results[i] = uploadResult{target: t.name, statuses: map[int]int{}}
@@ -49,7 +74,7 @@ func benchUpload(ctx context.Context, opt options) (uploadBench, error) {
 			r := &ub.results[i]
 			r.lat = append(r.lat, took)
 			r.statuses[status]++
-			if status != http.StatusOK && r.detail == "" {
+			if status != ub.want && r.detail == "" {
 				r.detail = detail
 			}
 		}
@@ -60,10 +85,14 @@ func benchUpload(ctx context.Context, opt options) (uploadBench, error) {
 	return ub, nil
 }
 
-type uploadBench struct {
-	size    int
-	ds      measure.Dataset
-	results []uploadResult
+// allWanted reports whether every timed upload got the wanted status.
+func (ub uploadBench) allWanted() bool {
+	for _, r := range ub.results {
+		if r.statuses[ub.want] != len(r.lat) {
+			return false
+		}
+	}
+	return true
 }
 
 // uploadOnce times one POST from the first byte sent to the last byte of the
@@ -98,15 +127,14 @@ func uploadOnce(ctx context.Context, c *http.Client, t target, body []byte, time
 
 func printUpload(w io.Writer, opt options, ub uploadBench) {
 	mb := float64(ub.size) / (1 << 20)
-	fmt.Fprintf(w, "\nFinetune upload: POST %s, %.1f MB JSON body (base64 ZIP of %d PNGs %dx%d), %d timed per target\n",
-		uploadPath, mb, ub.ds.Images, ub.ds.Side, ub.ds.Side, opt.uploads)
+	fmt.Fprintf(w, "\n%s; %d timed per target\n", ub.title, opt.uploads)
 	fmt.Fprintf(w, "%-8s %9s %9s %9s %10s  %s\n", "target", "p50 ms", "min ms", "max ms", "MB/s p50", "statuses")
 	for _, r := range ub.results {
 		s := measure.Summarize(r.lat)
 		fmt.Fprintf(w, "%-8s %9s %9s %9s %10.1f  %s\n", r.target, measure.Ms(s.P50), measure.Ms(s.Min),
 			measure.Ms(s.Max), mb/s.P50.Seconds(), statusList(r.statuses))
 		if r.detail != "" {
-			fmt.Fprintf(w, "         first non-200 answer: %s\n", r.detail)
+			fmt.Fprintf(w, "         first unexpected answer: %s\n", r.detail)
 		}
 	}
 }
