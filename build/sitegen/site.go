@@ -1,0 +1,201 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/andybalholm/brotli"
+	"github.com/maxence-charriere/go-app/v10/pkg/app"
+
+	"github.com/fluxforge/fluxforge/app/container"
+	"github.com/fluxforge/fluxforge/app/ui"
+)
+
+type config struct {
+	Out, Web      string
+	ConnectSrc    string
+	BrotliQuality int
+	CacheDir      string
+}
+
+// summary is what a build produced.
+type summary struct {
+	Version           string
+	Raw, Gzip, Brotli int64
+	BrotliCached      bool
+}
+
+func generate(cfg config) (summary, error) {
+	wasm, err := os.ReadFile(filepath.Join(cfg.Web, "app.wasm"))
+	if err != nil {
+		return summary{}, fmt.Errorf("read the wasm (run make wasm first): %w", err)
+	}
+	version, err := versionOf(cfg.Web)
+	if err != nil {
+		return summary{}, err
+	}
+	ui.Routes(container.New(container.Options{}))
+	h := handler(version, int64(len(wasm)), cfg.ConnectSrc)
+	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
+		return summary{}, fmt.Errorf("create %s: %w", cfg.Out, err)
+	}
+	if err := app.GenerateStaticWebsite(cfg.Out, h, ui.Paths()...); err != nil {
+		return summary{}, fmt.Errorf("generate pages: %w", err)
+	}
+	if err := copyDir(cfg.Web, filepath.Join(cfg.Out, "web")); err != nil {
+		return summary{}, err
+	}
+	s := summary{Version: version, Raw: int64(len(wasm))}
+	dst := filepath.Join(cfg.Out, "web", "app.wasm")
+	if s.Gzip, err = writeGzip(dst+".gz", wasm); err != nil {
+		return summary{}, err
+	}
+	if s.Brotli, s.BrotliCached, err = writeBrotli(dst+".br", wasm, cfg.BrotliQuality, cfg.CacheDir); err != nil {
+		return summary{}, err
+	}
+	return s, nil
+}
+
+// handler describes the PWA. Every resource is local: the worker's cache.addAll
+// is all-or-nothing, so one remote icon would leave the app without offline mode.
+func handler(version string, wasmSize int64, connectSrc string) *app.Handler {
+	return &app.Handler{
+		Name:        "FluxForge",
+		ShortName:   "FluxForge",
+		Title:       "FluxForge",
+		Description: "Finetune FLUX Pro models on Black Forest Labs' API and generate images with them.",
+		Icon: app.Icon{
+			Default:  "/web/icon-192.png",
+			Large:    "/web/icon-512.png",
+			SVG:      "/web/icon.svg",
+			Maskable: "/web/icon-maskable.png",
+		},
+		BackgroundColor: "#111318",
+		ThemeColor:      "#111318",
+		LoadingLabel:    "Loading FluxForge {progress}%",
+		Lang:            "en",
+		Styles:          []string{"/web/app.css"},
+		RawHeaders:      []string{cspMeta(connectSrc)},
+		Version:         version,
+		// The wasm is served compressed and the browser counts decoded bytes:
+		// the progress label needs the raw size.
+		WasmContentLength:     strconv.FormatInt(wasmSize, 10),
+		ServiceWorkerTemplate: patchedWorker(),
+		CacheableResources:    slices.DeleteFunc(ui.Paths(), func(p string) bool { return p == "/" }),
+	}
+}
+
+// cspMeta is the policy static hosts apply; the proxy sends the same as a
+// header. Images may be data: and blob: URLs (thumbnails, the gallery).
+func cspMeta(connectSrc string) string {
+	connect := strings.TrimSpace("'self' " + connectSrc)
+	policy := "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; " +
+		"img-src 'self' data: blob:; connect-src " + connect + "; manifest-src 'self'; worker-src 'self'; object-src 'none'; base-uri 'self'"
+	return `<meta http-equiv="Content-Security-Policy" content="` + policy + `">`
+}
+
+// versionOf hashes every file under web/ (the wasm included, compressed
+// copies excluded): the version changes exactly when what clients load changes.
+func versionOf(web string) (string, error) {
+	h := sha256.New()
+	err := filepath.WalkDir(web, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || strings.HasSuffix(p, ".br") || strings.HasSuffix(p, ".gz") {
+			return err
+		}
+		rel, _ := filepath.Rel(web, p)
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		fmt.Fprintf(h, "%s\x00", filepath.ToSlash(rel))
+		_, err = io.Copy(h, f)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("hash %s: %w", web, err)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12], nil
+}
+
+func copyDir(src, dst string) error {
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		if strings.HasSuffix(p, ".br") || strings.HasSuffix(p, ".gz") {
+			return nil
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, data, 0o644)
+	})
+	if err != nil {
+		return fmt.Errorf("copy %s to %s: %w", src, dst, err)
+	}
+	return nil
+}
+
+func writeGzip(path string, data []byte) (int64, error) {
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	if _, err := zw.Write(data); err != nil {
+		return 0, fmt.Errorf("gzip: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return 0, fmt.Errorf("gzip: %w", err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		return 0, fmt.Errorf("write %s: %w", path, err)
+	}
+	return int64(buf.Len()), nil
+}
+
+// writeBrotli compresses data, reusing an earlier result for the same bytes
+// and quality from the cache directory.
+func writeBrotli(path string, data []byte, quality int, cacheDir string) (int64, bool, error) {
+	sum := sha256.Sum256(data)
+	cached := filepath.Join(cacheDir, "fluxforge-sitegen", fmt.Sprintf("%x-q%d.br", sum[:16], quality))
+	if br, err := os.ReadFile(cached); err == nil {
+		if err := os.WriteFile(path, br, 0o644); err != nil {
+			return 0, false, fmt.Errorf("write %s: %w", path, err)
+		}
+		return int64(len(br)), true, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return 0, false, fmt.Errorf("read brotli cache: %w", err)
+	}
+	var buf bytes.Buffer
+	bw := brotli.NewWriterLevel(&buf, quality)
+	if _, err := bw.Write(data); err != nil {
+		return 0, false, fmt.Errorf("brotli: %w", err)
+	}
+	if err := bw.Close(); err != nil {
+		return 0, false, fmt.Errorf("brotli: %w", err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		return 0, false, fmt.Errorf("write %s: %w", path, err)
+	}
+	// A cache that cannot be written only costs time on the next build.
+	if os.MkdirAll(filepath.Dir(cached), 0o755) == nil {
+		_ = os.WriteFile(cached, buf.Bytes(), 0o644)
+	}
+	return int64(buf.Len()), false, nil
+}
