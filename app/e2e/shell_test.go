@@ -1,0 +1,104 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+)
+
+// TestShell walks the shell as a user would: first visit, tabs, deep links,
+// settings across a reload, then a reload with the server gone.
+func TestShell(t *testing.T) {
+	p := StartProxy(t, nil)
+	b := NewBrowser(t)
+
+	b.Open(t, p.URL+"/")
+	b.WaitText(t, "#mode-badge", "simulated")
+	b.WaitText(t, "#credits", "credits")
+	if title := Eval[string](t, b, `document.title`); !strings.Contains(title, "FluxForge") {
+		t.Errorf("title %q", title)
+	}
+	assertTab(t, b, "finetune")
+
+	t.Run("tabs navigate", func(t *testing.T) {
+		for _, name := range []string{"models", "generate", "finetune"} {
+			b.Do(t, chromedp.Click(chromedp.CSS("#nav-"+name)))
+			b.WaitTrue(t, `location.pathname === "/`+name+`"`)
+			assertTab(t, b, name)
+		}
+	})
+
+	t.Run("deep links", func(t *testing.T) {
+		for _, name := range []string{"models", "generate", "finetune"} {
+			b.Open(t, p.URL+"/"+name)
+			assertTab(t, b, name)
+		}
+	})
+
+	t.Run("settings persist across a reload", func(t *testing.T) {
+		const box = "#setting-flag-batches"
+		b.Open(t, p.URL+"/settings")
+		b.WaitText(t, "#proxy-info", "Simulated mode")
+		if Eval[bool](t, b, `document.querySelector("`+box+`").checked`) {
+			t.Fatal("batches flag is on before anyone turned it on")
+		}
+		b.Do(t, chromedp.Click(chromedp.CSS(box)))
+		b.Do(t, chromedp.WaitVisible(chromedp.CSS("#reset-flag-batches")))
+		// Saving is asynchronous: wait until the record is in IndexedDB.
+		b.WaitTrue(t, `new Promise((ok) => {
+			const r = indexedDB.open("fluxforge");
+			r.onsuccess = () => {
+				const g = r.result.transaction("settings").objectStore("settings").get("user");
+				g.onsuccess = () => { ok(typeof g.result === "string" && g.result.includes('"flag.batches":true')); r.result.close(); };
+				g.onerror = () => ok(false);
+			};
+			r.onerror = () => ok(false);
+		})`)
+		b.Do(t, chromedp.Reload(), WaitWasm())
+		b.WaitTrue(t, `!!document.querySelector("`+box+`") && document.querySelector("`+box+`").checked`)
+		b.WaitText(t, "#settings", "your choice")
+
+		b.Do(t, chromedp.Click(chromedp.CSS("#reset-flag-batches")))
+		b.WaitTrue(t, `!document.querySelector("`+box+`").checked`)
+		b.Do(t, chromedp.Reload(), WaitWasm())
+		b.WaitTrue(t, `!!document.querySelector("`+box+`") && !document.querySelector("`+box+`").checked`)
+	})
+
+	t.Run("proxy URL is checked", func(t *testing.T) {
+		b.Open(t, p.URL+"/settings")
+		b.Do(t, chromedp.SendKeys(chromedp.CSS("#setting-proxy_url"), "ftp://x\r"), chromedp.Blur(chromedp.CSS("#setting-proxy_url")))
+		b.WaitText(t, "#setting-proxy_url-error", "must start with https://")
+	})
+
+	b.CheckConsole(t)
+
+	t.Run("offline after the first visit", func(t *testing.T) {
+		b.Open(t, p.URL+"/finetune")
+		b.WaitOfflineReady(t)
+		p.Stop(t)
+		b.ClearProblems()
+		b.Do(t, chromedp.Reload(), WaitWasm())
+		assertTab(t, b, "finetune")
+		b.WaitText(t, "#mode-badge", "offline")
+		// A deep link never opened before still opens: the worker falls back to the cached app.
+		b.Open(t, p.URL+"/generate?model=abc")
+		assertTab(t, b, "generate")
+		for _, problem := range b.Problems() {
+			// With the server gone, failed requests to it are expected (the
+			// favicon, say, never goes through the worker); anything else is not.
+			if !strings.Contains(problem, "Failed to load resource") && !strings.Contains(problem, "Failed to fetch") {
+				t.Errorf("console while offline: %s", problem)
+			}
+		}
+	})
+}
+
+// assertTab checks the shell shows the named tab: its link is current and the title names it.
+func assertTab(t *testing.T, b *Browser, name string) {
+	t.Helper()
+	b.WaitTrue(t, `(() => {
+		const a = document.querySelector("#nav-`+name+`");
+		return !!a && a.getAttribute("aria-current") === "page" && document.title.toLowerCase().startsWith("`+name+`");
+	})()`)
+}
