@@ -30,7 +30,7 @@ func imageSize(r request) (w, h int, inputMP *float64, issue *bfl.ValidationIssu
 		if !r.has(name) {
 			continue
 		}
-		cfg, err := decodeImageConfig(r.str(name))
+		cfg, err := decodeImageConfig(r, name)
 		if err != nil {
 			bad := valueError(name, "could not read the image: "+err.Error())
 			return 0, 0, nil, &bad
@@ -64,8 +64,8 @@ func imageSize(r request) (w, h int, inputMP *float64, issue *bfl.ValidationIssu
 	return w, h, inputMP, nil
 }
 
-func decodeImageConfig(b64 string) (image.Config, error) {
-	data, err := decodeBase64(b64)
+func decodeImageConfig(r request, field string) (image.Config, error) {
+	data, err := r.base64Field(field)
 	if err != nil {
 		return image.Config{}, err
 	}
