@@ -29,6 +29,7 @@ type target struct {
 
 type options struct {
 	targets     []target
+	extras      []target // proxy candidates, small request only
 	clients     []int
 	duration    time.Duration
 	rounds      int
@@ -104,6 +105,7 @@ func parseFlags(args []string) (options, error) {
 	key := fs.String("key", "", "x-key sent on direct requests (the proxies add their own)")
 	token := fs.String("token", "", "PROXY_TOKEN of the proxy, if it has one")
 	clients := fs.String("clients", "1,16", "comma list of concurrent keep-alive client counts for the small request")
+	extra := fs.String("extra", "", "comma list of name=URL: other proxy candidates (same /api paths) to add to the small-request rounds, e.g. to try a fix")
 	var opt options
 	fs.DurationVar(&opt.duration, "duration", 6*time.Second, "small-request time per target and client count, split over -rounds")
 	fs.IntVar(&opt.rounds, "rounds", 3, "rounds per small-request measurement; the target order rotates each round")
@@ -129,6 +131,16 @@ func parseFlags(args []string) (options, error) {
 		{name: "direct", base: strings.TrimSuffix(*direct, "/"), header: map[string]string{"x-key": *key}},
 		{name: "proxy", base: strings.TrimSuffix(*proxy, "/") + "/api", header: proxyHeader},
 		{name: "nginx", base: strings.TrimSuffix(*nginx, "/"), header: map[string]string{}},
+	}
+	for _, e := range strings.Split(*extra, ",") {
+		if e = strings.TrimSpace(e); e == "" {
+			continue
+		}
+		name, base, ok := strings.Cut(e, "=")
+		if !ok || name == "" || base == "" {
+			return options{}, fmt.Errorf("-extra: %q is not name=URL", e)
+		}
+		opt.extras = append(opt.extras, target{name: name, base: strings.TrimSuffix(base, "/") + "/api", header: proxyHeader})
 	}
 	for _, s := range strings.Split(*clients, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))

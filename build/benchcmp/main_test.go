@@ -59,8 +59,9 @@ func TestRunMeasuresThreeWays(t *testing.T) {
 	direct := &fakeBFL{header: "x-key", value: "k"}
 	proxy := &fakeBFL{prefix: "/api", header: "Authorization", value: "Bearer tok"}
 	nginx := &fakeBFL{}
+	candidate := &fakeBFL{prefix: "/api", header: "Authorization", value: "Bearer tok"}
 	var srv []*httptest.Server
-	for _, h := range []http.Handler{direct, proxy, nginx} {
+	for _, h := range []http.Handler{direct, proxy, nginx, candidate} {
 		s := httptest.NewServer(h)
 		defer s.Close()
 		srv = append(srv, s)
@@ -70,7 +71,7 @@ func TestRunMeasuresThreeWays(t *testing.T) {
 	var out bytes.Buffer
 	err := run(ctx, []string{
 		"-direct", srv[0].URL, "-proxy", srv[1].URL, "-nginx", srv[2].URL,
-		"-key", "k", "-token", "tok", "-clients", "1,3", "-duration", "600ms", "-rounds", "2",
+		"-key", "k", "-token", "tok", "-clients", "1,3", "-extra", "cand=" + srv[3].URL, "-duration", "600ms", "-rounds", "2",
 		"-upload-mb", "1", "-upload-images", "2", "-uploads", "2",
 		"-big-mb", "2", "-proxy-pid", strconv.Itoa(os.Getpid()),
 	}, &out)
@@ -96,12 +97,16 @@ func TestRunMeasuresThreeWays(t *testing.T) {
 			t.Errorf("%s saw %d spoiled uploads, want 3", name, f.rejected.Load())
 		}
 	}
+	if candidate.small.Load() < 10 || candidate.uploads.Load() != 0 {
+		t.Errorf("the -extra target saw %d small requests and %d uploads; want many and none",
+			candidate.small.Load(), candidate.uploads.Load())
+	}
 	if n := proxy.bodySize.Load(); n < 2<<20*95/100 || n > 2<<20*105/100 {
 		t.Errorf("the big upload was %d bytes, want about 2 MB", n)
 	}
 	for _, want := range []string{
 		"Small JSON round trip", "Finetune upload", "200 x2", "Upload transfer", "422 x2", "Proxy memory during",
-		"small p50,  1 clients: proxy/nginx", "small p50,  3 clients",
+		"small p50,  1 clients: proxy/nginx", "small p50,  3 clients", "3 clients: cand/nginx",
 		"upload (valid)  p50: proxy/nginx", "upload transfer p50: proxy/nginx",
 	} {
 		if !strings.Contains(report, want) {

@@ -114,6 +114,11 @@ func printVerdict(w io.Writer, opt options, small []smallResult, ups []uploadBen
 		ratio := float64(p) / float64(ng)
 		fmt.Fprintf(w, "  small p50, %2d clients: proxy/nginx %.2fx (target <= %.1fx: %s), proxy/direct %.2fx\n",
 			n, ratio, opt.smallTarget, verdict(ratio <= opt.smallTarget), float64(p)/float64(d))
+		for _, e := range opt.extras {
+			x := byKey[fmt.Sprintf("%s/%d", e.name, n)].P50
+			fmt.Fprintf(w, "  small p50, %2d clients: %s/nginx %.2fx, %s/proxy %.2fx\n",
+				n, e.name, float64(x)/float64(ng), e.name, float64(x)/float64(p))
+		}
 	}
 	for _, ub := range ups {
 		p50 := map[string]time.Duration{}

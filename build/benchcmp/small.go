@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -39,9 +40,10 @@ func newClient(conns int) *http.Client {
 // The time is split into rounds and the order of targets rotates, so slow
 // drift on a shared machine (another process, thermal) spreads evenly.
 func benchSmall(ctx context.Context, opt options, n int) ([]smallResult, error) {
-	results := make([]smallResult, len(opt.targets))
-	clients := make([]*http.Client, len(opt.targets))
-	for i, t := range opt.targets {
+	targets := append(slices.Clone(opt.targets), opt.extras...)
+	results := make([]smallResult, len(targets))
+	clients := make([]*http.Client, len(targets))
+	for i, t := range targets {
 		results[i] = smallResult{target: t.name, clients: n}
 		clients[i] = newClient(n)
 		// Open the connections before timing so no round pays for dialling.
@@ -53,9 +55,9 @@ func benchSmall(ctx context.Context, opt options, n int) ([]smallResult, error) 
 	}
 	phase := opt.duration / time.Duration(opt.rounds)
 	for r := range opt.rounds {
-		for k := range opt.targets {
-			i := (k + r) % len(opt.targets)
-			p := smallPhase(ctx, clients[i], opt.targets[i], n, phase, opt.reqTimeout)
+		for k := range targets {
+			i := (k + r) % len(targets)
+			p := smallPhase(ctx, clients[i], targets[i], n, phase, opt.reqTimeout)
 			res := &results[i]
 			res.lat = append(res.lat, p.lat...)
 			res.errs += p.errs
