@@ -1,6 +1,9 @@
 package sim
 
 import (
+	"archive/zip"
+	"bytes"
+	"path"
 	"strings"
 	"testing"
 )
@@ -48,4 +51,32 @@ func TestCheckDataset(t *testing.T) {
 	if err := checkDataset([]byte("PK\x03\x04 not really")); err == nil || !strings.Contains(err.Error(), "ZIP") {
 		t.Fatalf("broken ZIP: %v", err)
 	}
+}
+
+// FuzzCheckDataset feeds arbitrary bytes, and mutations of real training
+// ZIPs, to the dataset check: it must never panic, and whatever it accepts
+// must really be a ZIP holding 1 to 20 entries that are not captions.
+func FuzzCheckDataset(f *testing.F) {
+	png, jpg := pngBytes(f, 8, 8), jpegBytes(f, 8, 8)
+	f.Add(zipOf(f, []string{"a.png", "a.txt"}, map[string][]byte{"a.png": png, "a.txt": []byte("TOK")}))
+	f.Add(zipOf(f, []string{"x/b.jpg", "__MACOSX/x/._b.jpg"}, map[string][]byte{"x/b.jpg": jpg, "__MACOSX/x/._b.jpg": {1}}))
+	f.Add([]byte("PK\x03\x04"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if err := checkDataset(data); err != nil {
+			return
+		}
+		zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			t.Fatalf("accepted a ZIP that does not open: %v", err)
+		}
+		n := 0
+		for _, file := range zr.File {
+			if !file.FileInfo().IsDir() && !isMacMetadata(file.Name) && !strings.EqualFold(path.Ext(file.Name), ".txt") {
+				n++
+			}
+		}
+		if n < minImages || n > maxImages {
+			t.Fatalf("accepted a ZIP with %d images", n)
+		}
+	})
 }
