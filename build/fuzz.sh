@@ -5,6 +5,7 @@
 #
 #   FUZZTIME=5m ./build/fuzz.sh      # the long run (make fuzz-long)
 #   FUZZ_PKGS=./proxy/... ./build/fuzz.sh   # only some packages
+#   FUZZ_PARALLEL=1 ./build/fuzz.sh         # one fuzzing worker (default: one per core)
 #
 # A failing input is written by `go test` under the package's
 # testdata/fuzz/<Target>/ as usual; commit it to keep it as a regression test.
@@ -48,7 +49,8 @@ for t in "${targets[@]}"; do
 	name="${t#* }"
 	log="$logdir/${name}.log"
 	start=$(date +%s)
-	if $GO test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "$pkg" >"$log" 2>&1; then
+	if $GO test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" ${FUZZ_PARALLEL:+-parallel "$FUZZ_PARALLEL"} \
+		"$pkg" >"$log" 2>&1; then
 		status=ok
 	else
 		status=FAIL
