@@ -80,3 +80,32 @@ func TestWebhookAnswerShape(t *testing.T) {
 		t.Fatalf("by id: %s", st)
 	}
 }
+
+// The background sweeper, not only a direct sweep call, frees expired
+// samples; Close stops it and may be called twice.
+func TestSweeperRunsInBackground(t *testing.T) {
+	s := New(Config{SampleTTL: Duration(time.Second)}) // on the real clock: the sweeper must see time pass
+	e := &testEnv{t: t, sim: s, api: "https://" + APIHost, client: &http.Client{Transport: s.Transport()}}
+	ft := e.submit("finetune", map[string]any{"file_data": datasetZIP(t, 1, false), "finetune_comment": "x", "mode": "style"})
+	res := e.result(e.submit("flux-pro-finetuned", map[string]any{"finetune_id": ft.ID, "width": 256, "height": 256}).PollingURL)
+	if res.Status != bfl.StatusReady {
+		t.Fatalf("%s", res.Status)
+	}
+	stored := func() int {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.samples)
+	}
+	if stored() != 1 {
+		t.Fatalf("%d samples stored", stored())
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for stored() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the sweeper never removed the expired sample")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.Close()
+	s.Close()
+}
