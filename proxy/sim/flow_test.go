@@ -174,3 +174,38 @@ func TestGetResultUnknownID(t *testing.T) {
 		t.Fatalf("missing id: %d %s", r.status, r.body)
 	}
 }
+
+// Every generator in the catalog, legacy ones too, accepts a body of just its
+// required fields and delivers an image of the size its fields imply.
+func TestEveryGeneratorEndpoint(t *testing.T) {
+	e := newTransportEnv(t, Config{})
+	ft := e.readyFinetune(nil)
+	for _, ep := range bfl.Generators(true) {
+		t.Run(ep.Name, func(t *testing.T) {
+			body := map[string]any{}
+			for _, f := range ep.Fields {
+				switch {
+				case !f.Required:
+				case f.Name == "finetune_id":
+					body[f.Name] = ft
+				case f.Format == bfl.FormatBase64Image:
+					body[f.Name] = pngB64(t, 96, 64)
+				default:
+					body[f.Name] = "TOK"
+				}
+			}
+			wantW, wantH := 96, 64
+			if _, ok := ep.Field("width"); ok {
+				wantW, wantH = 1024, 768 // the catalog's defaults
+			} else if _, ok := ep.Field("aspect_ratio"); ok {
+				wantW, wantH = sizeForRatio(16, 9)
+			}
+			res := e.result(e.submit(ep.Name, body).PollingURL)
+			img := e.fetchSample(res)
+			cfg, _, err := image.DecodeConfig(bytes.NewReader(img.body))
+			if err != nil || cfg.Width != wantW || cfg.Height != wantH {
+				t.Fatalf("%s: %dx%d (%v), want %dx%d", res.Status, cfg.Width, cfg.Height, err, wantW, wantH)
+			}
+		})
+	}
+}
