@@ -1,6 +1,9 @@
 package e2e
 
 import (
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -76,6 +79,9 @@ func TestShell(t *testing.T) {
 	t.Run("offline after the first visit", func(t *testing.T) {
 		b.Open(t, p.URL+"/finetune")
 		b.WaitOfflineReady(t)
+		if Eval[bool](t, b, `!!document.querySelector("#update-banner")`) {
+			t.Error("the first install was announced as an update")
+		}
 		p.Stop(t)
 		b.ClearProblems()
 		b.Do(t, chromedp.Reload(), WaitWasm())
@@ -101,4 +107,57 @@ func assertTab(t *testing.T, b *Browser, name string) {
 		const a = document.querySelector("#nav-`+name+`");
 		return !!a && a.getAttribute("aria-current") === "page" && document.title.toLowerCase().startsWith("`+name+`");
 	})()`)
+}
+
+// TestUpdateBanner deploys a new version under a running page: the page
+// offers a reload and does not force one; after it, the new version runs.
+func TestUpdateBanner(t *testing.T) {
+	p := StartProxy(t, nil)
+	b := NewBrowser(t)
+	b.Open(t, p.URL+"/")
+	b.WaitOfflineReady(t)
+	next := nextVersionOf(t, SiteDir())
+	p.Stop(t)
+	StartProxy(t, map[string]string{"ADDR": p.Addr, "SITE_DIR": next})
+	b.Do(t, chromedp.Evaluate[chromedp.Void]("goappTryUpdate()"))
+	b.Do(t, chromedp.WaitVisible(chromedp.CSS("#update-banner")))
+	b.Do(t, chromedp.Click(chromedp.CSS("#update-reload")), WaitWasm())
+	b.WaitTrue(t, `!document.querySelector("#update-banner")`)
+	b.WaitTrue(t, `caches.keys().then((k) => k.length === 1 && k[0].endsWith("-next"))`)
+	b.CheckConsole(t)
+}
+
+// nextVersionOf copies a built site and gives its worker a new version, as a
+// deploy of changed files would.
+func nextVersionOf(t *testing.T, site string) string {
+	t.Helper()
+	dst := t.TempDir()
+	err := filepath.WalkDir(site, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(site, path)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if rel == "app-worker.js" {
+			const marker = `const cacheName = "app-" + "`
+			i := strings.Index(string(data), marker)
+			if i < 0 {
+				t.Fatalf("app-worker.js has no %q", marker)
+			}
+			at := i + len(marker)
+			at += strings.IndexByte(string(data[at:]), '"')
+			data = []byte(string(data[:at]) + "-next" + string(data[at:]))
+		}
+		return os.WriteFile(filepath.Join(dst, rel), data, 0o644)
+	})
+	if err != nil {
+		t.Fatalf("copy site: %v", err)
+	}
+	return dst
 }

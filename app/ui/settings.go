@@ -115,7 +115,7 @@ func (p *settingsPage) textField(key, kind, placeholder string) app.UI {
 		app.Label().For(id).Class("setting-label").Text(s.Label),
 		app.Div().Class("setting-row").Body(
 			app.Input().Type(kind).ID(id).Placeholder(placeholder).AutoComplete(false).
-				Value(p.c.Config().String(key)).
+				Value(clientOnly(p.c.Config().String(key))).
 				OnChange(func(ctx app.Context, e app.Event) { p.apply(key, ctx.JSSrc().Get("value").String()) }),
 			p.source(key, p.c.Config().Get(key)),
 		),
@@ -163,6 +163,16 @@ func (p *settingsPage) fieldError(key string) app.UI {
 	return app.If(msg != "", func() app.UI {
 		return app.P().ID(settingID(key) + "-error").Class("field-error").Role("alert").Text(msg)
 	})
+}
+
+// clientOnly keeps a user's value out of pre-rendered HTML: the server's
+// encoder does not escape attribute values, so user text there could inject
+// markup. In the browser, values are set through the DOM and are safe.
+func clientOnly(v string) string {
+	if app.IsServer {
+		return ""
+	}
+	return v
 }
 
 // settingID is the element id of a setting's input: the key with "." as "-",

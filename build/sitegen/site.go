@@ -41,12 +41,11 @@ func generate(cfg config) (summary, error) {
 	if err != nil {
 		return summary{}, fmt.Errorf("read the wasm (run make wasm first): %w", err)
 	}
-	version, err := versionOf(cfg.Web)
-	if err != nil {
+	h := handler(int64(len(wasm)), cfg.ConnectSrc)
+	if h.Version, err = versionOf(cfg.Web, describe(h)); err != nil {
 		return summary{}, err
 	}
 	ui.Routes(container.New(container.Options{}))
-	h := handler(version, int64(len(wasm)), cfg.ConnectSrc)
 	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
 		return summary{}, fmt.Errorf("create %s: %w", cfg.Out, err)
 	}
@@ -56,7 +55,7 @@ func generate(cfg config) (summary, error) {
 	if err := copyDir(cfg.Web, filepath.Join(cfg.Out, "web")); err != nil {
 		return summary{}, err
 	}
-	s := summary{Version: version, Raw: int64(len(wasm))}
+	s := summary{Version: h.Version, Raw: int64(len(wasm))}
 	dst := filepath.Join(cfg.Out, "web", "app.wasm")
 	if s.Gzip, err = writeGzip(dst+".gz", wasm); err != nil {
 		return summary{}, err
@@ -69,7 +68,7 @@ func generate(cfg config) (summary, error) {
 
 // handler describes the PWA. Every resource is local: the worker's cache.addAll
 // is all-or-nothing, so one remote icon would leave the app without offline mode.
-func handler(version string, wasmSize int64, connectSrc string) *app.Handler {
+func handler(wasmSize int64, connectSrc string) *app.Handler {
 	return &app.Handler{
 		Name:        "FluxForge",
 		ShortName:   "FluxForge",
@@ -87,13 +86,19 @@ func handler(version string, wasmSize int64, connectSrc string) *app.Handler {
 		Lang:            "en",
 		Styles:          []string{"/web/app.css"},
 		RawHeaders:      []string{cspMeta(connectSrc)},
-		Version:         version,
 		// The wasm is served compressed and the browser counts decoded bytes:
 		// the progress label needs the raw size.
 		WasmContentLength:     strconv.FormatInt(wasmSize, 10),
 		ServiceWorkerTemplate: patchedWorker(),
 		CacheableResources:    slices.DeleteFunc(ui.Paths(), func(p string) bool { return p == "/" }),
 	}
+}
+
+// describe lists what the handler puts into pages, manifest and worker.
+func describe(h *app.Handler) string {
+	return fmt.Sprintf("%q %q %q %q %q %q %q %+v %q %q %q", h.Name, h.ShortName, h.Title, h.Description,
+		h.BackgroundColor, h.ThemeColor, h.LoadingLabel, h.Icon, h.Styles, h.RawHeaders, h.CacheableResources) +
+		h.ServiceWorkerTemplate
 }
 
 // cspMeta is the policy static hosts apply; the proxy sends the same as a
@@ -106,9 +111,11 @@ func cspMeta(connectSrc string) string {
 }
 
 // versionOf hashes every file under web/ (the wasm included, compressed
-// copies excluded): the version changes exactly when what clients load changes.
-func versionOf(web string) (string, error) {
+// copies excluded) and the handler's description (worker, headers, icons):
+// the version changes exactly when what clients load changes.
+func versionOf(web, description string) (string, error) {
 	h := sha256.New()
+	io.WriteString(h, description)
 	err := filepath.WalkDir(web, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || strings.HasSuffix(p, ".br") || strings.HasSuffix(p, ".gz") {
 			return err

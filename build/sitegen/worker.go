@@ -8,9 +8,12 @@ import (
 )
 
 // workerPatches rewrite go-app's service worker:
-//   - install and activate run inside event.waitUntil, so the worker counts
-//     as installed only once everything is cached (a failed cache.addAll
-//     fails the install, and the next visit retries, instead of an empty cache);
+//   - install runs inside event.waitUntil, so the worker counts as installed
+//     only once everything is cached (a failed cache.addAll fails the install,
+//     and the next visit retries, instead of an empty cache). Activation stays
+//     as go-app wrote it: app.js tells a first install from an update by
+//     whether the page is controlled when activation ends, and claiming the
+//     page inside waitUntil would make every first visit look like an update;
 //   - fetch leaves non-GET, cross-origin, /api/ and /healthz requests to the
 //     browser: a worker in the path of an XMLHttpRequest upload hides its
 //     progress events, and API answers must never come from a cache;
@@ -32,23 +35,6 @@ func workerPatches() []struct{ from, to string } {
   event.waitUntil((async () => {
     await installWorker();
     await self.skipWaiting();
-  })());
-});`,
-		},
-		{
-			from: `self.addEventListener("activate", async (event) => {
-  try {
-    await deletePreviousCaches(); // Await cache cleanup
-    await self.clients.claim(); // Ensure the service worker takes control of the clients
-    console.log("app worker {{.Version}} is activated");
-  } catch (error) {
-    console.error("error during activation:", error);
-  }
-});`,
-			to: `self.addEventListener("activate", (event) => {
-  event.waitUntil((async () => {
-    await deletePreviousCaches();
-    await self.clients.claim();
   })());
 });`,
 		},
