@@ -43,10 +43,20 @@ type running struct {
 // a free loopback port) and stops it when the test ends.
 func start(t testing.TB, vars map[string]string) *running {
 	t.Helper()
+	return startWith(t, vars, nil)
+}
+
+// startWith is start with the request log going to logs instead of a
+// buffer the test can read (benchmarks log too much to keep).
+func startWith(t testing.TB, vars map[string]string, logs io.Writer) *running {
+	t.Helper()
 	vars = withDefaults(vars, map[string]string{"ADDR": "127.0.0.1:0", "SITE_DIR": t.TempDir()})
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &running{stdout: &syncBuffer{}, logs: &syncBuffer{}, stop: cancel, done: make(chan error, 1)}
-	go func() { p.done <- Run(ctx, func(k string) string { return vars[k] }, p.stdout, p.logs) }()
+	if logs == nil {
+		logs = p.logs
+	}
+	go func() { p.done <- Run(ctx, func(k string) string { return vars[k] }, p.stdout, logs) }()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		out := p.stdout.String()

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/cors"
@@ -35,10 +36,15 @@ func noteTarget(ctx context.Context, host string) {
 // logRequests gives every request an id (returned as X-Request-Id) and logs
 // one line when it ends: id, method, path without query, status, bytes and
 // duration. A handler that aborts its response still gets its line.
+//
+// Ids are a random per-process prefix plus a counter: unique across
+// restarts without a trip to the kernel's random source on every request.
 func (s *server) logRequests(next http.Handler) http.Handler {
+	prefix := rand.Text()[:8]
+	var seq atomic.Uint64
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		id := rand.Text()[:16]
+		id := prefix + "-" + strconv.FormatUint(seq.Add(1), 36)
 		w.Header().Set("X-Request-Id", id)
 		rl := &requestLog{}
 		rw := &recorder{ResponseWriter: w}

@@ -67,7 +67,7 @@ func newServer(cfg Config, logger *slog.Logger) (*server, error) {
 		}
 	} else {
 		s.upstream = cfg.upstream
-		apiTransport = newTransport(cfg, nil)
+		apiTransport = newFastPath(cfg.upstream, cfg.UpstreamTimeout, newTransport(cfg, nil))
 		fetchTransport = newTransport(cfg, dialGuard(cfg.upstream))
 		origin := []string{cfg.upstreamOrigin()}
 		var err error

@@ -1,0 +1,224 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+)
+
+// idleFor is how long a pooled connection may sit unused. Servers close idle
+// connections on their own schedule (uvicorn after 5 s); a short limit
+// keeps most reuses on connections the upstream still holds open.
+const idleFor = 4 * time.Second
+
+// fastPath sends bodiless GET and HEAD requests to the one upstream over
+// HTTP/1.1 on the calling goroutine. net/http's Transport hands every
+// request to a writer and a reader goroutine per connection; on loopback
+// those two wake-ups are a large share of a small request's latency.
+// Everything else goes to fallback: a submit (POST) must never be sent
+// twice, and net/http notices a connection the upstream closed while idle
+// before using it, which this pool cannot do without a read.
+type fastPath struct {
+	fallback http.RoundTripper
+	origin   string // scheme://host:port of the upstream
+	addr     string // host:port to dial
+	tls      *tls.Config
+	dialer   *net.Dialer
+	header   time.Duration // response header timeout
+
+	mu   sync.Mutex
+	idle []*upConn
+	max  int
+}
+
+type upConn struct {
+	net.Conn
+	br    *bufio.Reader
+	bw    *bufio.Writer
+	since time.Time // when it went idle
+}
+
+func newFastPath(upstream *url.URL, headerTimeout time.Duration, fallback http.RoundTripper) *fastPath {
+	port := upstream.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[upstream.Scheme]
+	}
+	f := &fastPath{
+		fallback: fallback,
+		origin:   upstream.Scheme + "://" + upstream.Host,
+		addr:     net.JoinHostPort(upstream.Hostname(), port),
+		dialer:   &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second},
+		header:   headerTimeout,
+		max:      256,
+	}
+	if upstream.Scheme == "https" {
+		f.tls = &tls.Config{ServerName: upstream.Hostname(), NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12}
+	}
+	return f
+}
+
+func (f *fastPath) RoundTrip(req *http.Request) (*http.Response, error) {
+	bodiless := req.ContentLength == 0 && (req.Body == nil || req.Body == http.NoBody)
+	if (req.Method != http.MethodGet && req.Method != http.MethodHead) || !bodiless ||
+		req.URL.Scheme+"://"+req.URL.Host != f.origin || req.Header.Get("Upgrade") != "" {
+		return f.fallback.RoundTrip(req)
+	}
+	// GET and HEAD are idempotent: a reused connection that fails before
+	// the answer's head (the upstream closed it meanwhile) is retried once
+	// on a fresh one, as net/http does.
+	for attempt := 0; ; attempt++ {
+		c, reused, err := f.conn(req.Context())
+		if err != nil {
+			return nil, err
+		}
+		resp, err := f.exchange(c, req)
+		if err == nil {
+			return resp, nil
+		}
+		_ = c.Close()
+		if !reused || attempt > 0 || req.Context().Err() != nil || isTimeout(err) {
+			return nil, err
+		}
+	}
+}
+
+func (f *fastPath) conn(ctx context.Context) (*upConn, bool, error) {
+	var stale []*upConn
+	f.mu.Lock()
+	// The oldest connections sit at the front; drop the expired ones.
+	cut := 0
+	for cut < len(f.idle) && time.Since(f.idle[cut].since) > idleFor {
+		cut++
+	}
+	stale, f.idle = f.idle[:cut:cut], f.idle[cut:]
+	var c *upConn
+	if n := len(f.idle); n > 0 {
+		c, f.idle = f.idle[n-1], f.idle[:n-1]
+	}
+	f.mu.Unlock()
+	for _, s := range stale {
+		_ = s.Close()
+	}
+	if c != nil {
+		return c, true, nil
+	}
+	nc, err := f.dialer.DialContext(ctx, "tcp", f.addr)
+	if err != nil {
+		return nil, false, err
+	}
+	if f.tls != nil {
+		tc := tls.Client(nc, f.tls)
+		hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			_ = nc.Close()
+			return nil, false, fmt.Errorf("tls handshake with %s: %w", f.addr, err)
+		}
+		nc = tc
+	}
+	return &upConn{Conn: nc, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 16<<10)}, false, nil
+}
+
+func (f *fastPath) put(c *upConn) {
+	c.since = time.Now()
+	f.mu.Lock()
+	if len(f.idle) < f.max {
+		f.idle = append(f.idle, c)
+		c = nil
+	}
+	f.mu.Unlock()
+	if c != nil {
+		_ = c.Close()
+	}
+}
+
+// exchange writes req and reads the response head; the body is read by the
+// caller through the returned Body, which gives the connection back to the
+// pool once read to the end.
+func (f *fastPath) exchange(c *upConn, req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	// Cancelling the request unblocks any read or write on the connection.
+	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
+	if err := req.Write(c.bw); err != nil {
+		stop()
+		return nil, ctxErr(ctx, err)
+	}
+	if err := c.bw.Flush(); err != nil {
+		stop()
+		return nil, ctxErr(ctx, err)
+	}
+	if f.header > 0 {
+		_ = c.SetReadDeadline(time.Now().Add(f.header))
+	}
+	var resp *http.Response
+	for {
+		r, err := http.ReadResponse(c.br, req)
+		if err != nil {
+			stop()
+			return nil, ctxErr(ctx, err)
+		}
+		if r.StatusCode >= 200 || r.StatusCode == http.StatusSwitchingProtocols {
+			resp = r
+			break
+		}
+		// 1xx informational answers precede the real one.
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	reusable := !resp.Close && !req.Close && resp.StatusCode != http.StatusSwitchingProtocols
+	resp.Body = &upBody{ReadCloser: resp.Body, c: c, f: f, stop: stop, reusable: reusable}
+	return resp, nil
+}
+
+// ctxErr prefers the context's error, so a cancelled or timed-out request
+// is reported as such rather than as an I/O deadline.
+func ctxErr(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil {
+		return fmt.Errorf("%w (%w)", cerr, err)
+	}
+	return err
+}
+
+// upBody returns the connection to the pool after a clean EOF and closes
+// it otherwise.
+type upBody struct {
+	io.ReadCloser
+	c        *upConn
+	f        *fastPath
+	stop     func() bool
+	reusable bool
+	done     bool
+}
+
+func (b *upBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.finish(true)
+	}
+	return n, err
+}
+
+func (b *upBody) Close() error {
+	b.finish(false)
+	return nil
+}
+
+func (b *upBody) finish(eof bool) {
+	if b.done {
+		return
+	}
+	b.done = true
+	cancelled := !b.stop()
+	if eof && b.reusable && !cancelled {
+		b.f.put(b.c)
+		return
+	}
+	_ = b.c.Close()
+}

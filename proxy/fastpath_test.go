@@ -1,0 +1,164 @@
+package proxy
+
+import (
+	"context"
+	"crypto/x509"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// countingUpstream is an upstream server that counts the connections it
+// accepted, with its handler and tuning supplied by the test.
+func countingUpstream(t *testing.T, h http.HandlerFunc, tune func(*http.Server)) (*httptest.Server, *atomic.Int64) {
+	t.Helper()
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	if tune != nil {
+		tune(srv.Config)
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, &conns
+}
+
+func getOK(t *testing.T, url string) string {
+	t.Helper()
+	resp, body := do(t, "GET", url, nil, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, body)
+	}
+	return body
+}
+
+func TestFastPathReusesConnections(t *testing.T) {
+	up, conns := countingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("chunked") != "" {
+			_, _ = io.WriteString(w, `{"part":1,`)
+			w.(http.Flusher).Flush()
+		}
+		_, _ = io.WriteString(w, `{"credits":`+r.URL.Query().Get("n")+`}`)
+	}, nil)
+	p := start(t, map[string]string{"BFL_API_KEY": testKey, "BFL_API_URL": up.URL})
+	for i := range 20 {
+		q := "?n=" + string(rune('0'+i%10))
+		if i%2 == 1 {
+			q += "&chunked=1"
+		}
+		body := getOK(t, p.base+"/api/v1/get_result"+q)
+		if !strings.HasSuffix(body, `{"credits":`+string(rune('0'+i%10))+`}`) {
+			t.Fatalf("request %d got %q: answers crossed", i, body)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("20 sequential GETs used %d upstream connections, want 1", n)
+	}
+	// A submit takes net/http's transport, on its own connection.
+	resp, _ := do(t, "POST", p.base+"/api/v1/delete_finetune", strings.NewReader(`{"finetune_id":"x"}`), nil)
+	if resp.StatusCode != 200 || conns.Load() != 2 {
+		t.Errorf("POST: %d, connections %d, want 2", resp.StatusCode, conns.Load())
+	}
+}
+
+func TestFastPathRetriesAClosedIdleConnection(t *testing.T) {
+	up, conns := countingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, `{"credits":1}`)
+	}, func(s *http.Server) { s.IdleTimeout = 50 * time.Millisecond })
+	p := start(t, map[string]string{"BFL_API_KEY": testKey, "BFL_API_URL": up.URL})
+	getOK(t, p.base+"/api/v1/credits")
+	time.Sleep(300 * time.Millisecond) // the upstream drops the idle connection
+	getOK(t, p.base+"/api/v1/credits")
+	if n := conns.Load(); n != 2 {
+		t.Errorf("connections %d, want 2 (the closed one replaced)", n)
+	}
+}
+
+func TestFastPathDoesNotReuseAfterConnectionClose(t *testing.T) {
+	up, conns := countingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		_, _ = io.WriteString(w, `{"credits":1}`)
+	}, nil)
+	p := start(t, map[string]string{"BFL_API_KEY": testKey, "BFL_API_URL": up.URL})
+	for range 3 {
+		getOK(t, p.base+"/api/v1/credits")
+	}
+	if n := conns.Load(); n != 3 {
+		t.Errorf("connections %d, want 3", n)
+	}
+}
+
+func TestFastPathClientCancelReachesUpstream(t *testing.T) {
+	gone := make(chan struct{})
+	up, _ := countingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+			close(gone)
+		case <-time.After(10 * time.Second):
+		}
+	}, nil)
+	p := start(t, map[string]string{"BFL_API_KEY": testKey, "BFL_API_URL": up.URL})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", p.base+"/api/v1/credits", nil)
+	if resp, err := client().Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatal("the request should have been cancelled")
+	}
+	select {
+	case <-gone:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the upstream request was not cancelled when the client left")
+	}
+}
+
+func TestFastPathOverTLS(t *testing.T) {
+	var conns atomic.Int64
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, r.Proto+" "+r.Header.Get("X-Key"))
+	}))
+	up.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	up.StartTLS()
+	t.Cleanup(up.Close)
+	u, _ := url.Parse(up.URL)
+	fp := newFastPath(u, 5*time.Second, http.DefaultTransport)
+	roots := x509.NewCertPool()
+	roots.AddCert(up.Certificate())
+	fp.tls.RootCAs = roots
+	for range 3 {
+		req, _ := http.NewRequest("GET", up.URL+"/v1/credits", nil)
+		req.Header.Set("x-key", "k")
+		resp, err := fp.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != "HTTP/1.1 k" {
+			t.Fatalf("answer %q", b)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("TLS connections %d, want 1", n)
+	}
+	// A certificate the client does not trust fails the handshake.
+	fp2 := newFastPath(u, 5*time.Second, http.DefaultTransport)
+	req, _ := http.NewRequest("GET", up.URL+"/v1/credits", nil)
+	if _, err := fp2.RoundTrip(req); err == nil || !strings.Contains(err.Error(), "tls") {
+		t.Errorf("untrusted certificate: %v", err)
+	}
+}
