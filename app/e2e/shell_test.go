@@ -1,12 +1,15 @@
 package e2e
 
 import (
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
@@ -160,4 +163,64 @@ func nextVersionOf(t *testing.T, site string) string {
 		t.Fatalf("copy site: %v", err)
 	}
 	return dst
+}
+
+// TestLoadTimes measures time to interactive on loopback, for the first visit
+// (fresh profile: everything from the network) and repeat visits (the
+// service worker's cache). Run with E2E_BENCH=1 (build/pwa-size.sh does).
+// Interactive means: the wasm runs and the shell has loaded the user's
+// settings, so the tab shows their work.
+func TestLoadTimes(t *testing.T) {
+	if os.Getenv("E2E_BENCH") != "1" {
+		t.Skip("set E2E_BENCH=1 to measure load times")
+	}
+	p := StartProxy(t, nil)
+	const browsers, repeats = 3, 3
+	var first, repeat, transfer []float64
+	for range browsers {
+		b := NewBrowser(t)
+		if _, err := chromedp.Call(b.Ctx, page.AddScriptToEvaluateOnNewDocument,
+			page.AddScriptToEvaluateOnNewDocumentParams{Source: markInteractive}); err != nil {
+			t.Fatal(err)
+		}
+		first = append(first, interactive(t, b, p.URL+"/finetune"))
+		transfer = append(transfer, Eval[float64](t, b, `performance.getEntriesByType("navigation").concat(performance.getEntriesByType("resource")).reduce((n, e) => n + (e.transferSize || 0), 0)`))
+		b.WaitOfflineReady(t)
+		for range repeats {
+			repeat = append(repeat, interactive(t, b, p.URL+"/finetune"))
+		}
+		b.CheckConsole(t)
+	}
+	fmt.Printf("first visit: time to interactive median %.0f ms (runs %s), %.2f MB transferred\n",
+		median(first), ms(first), median(transfer)/1e6)
+	fmt.Printf("repeat visit: time to interactive median %.0f ms (runs %s)\n", median(repeat), ms(repeat))
+}
+
+// markInteractive records, in the page, when the app becomes interactive.
+const markInteractive = `new MutationObserver((_, obs) => {
+	if (!document.getElementById("app-wasm-loader") && document.querySelector('#shell[data-ready="true"]')) {
+		window.fluxforgeInteractive = performance.now();
+		obs.disconnect();
+	}
+}).observe(document, { subtree: true, childList: true, attributes: true });`
+
+func interactive(t *testing.T, b *Browser, url string) float64 {
+	t.Helper()
+	b.Do(t, chromedp.Navigate(url))
+	b.WaitTrue(t, `typeof window.fluxforgeInteractive === "number"`)
+	return Eval[float64](t, b, `window.fluxforgeInteractive`)
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func ms(xs []float64) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = fmt.Sprintf("%.0f", x)
+	}
+	return strings.Join(parts, ", ")
 }

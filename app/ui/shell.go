@@ -182,7 +182,9 @@ func (s *shell) dismiss(id int) {
 }
 
 func (s *shell) Render() app.UI {
-	return app.Div().ID("shell").Class("shell").Body(
+	// data-ready marks the moment the tabs may show the user's work: the
+	// stylesheet and load-time measurements key on it.
+	return app.Div().ID("shell").Class("shell").DataSet("ready", s.ready).Body(
 		app.If(s.updateReady, func() app.UI {
 			return app.Div().ID("update-banner").Class("banner").Role("status").Body(
 				app.Span().Text("A new version of FluxForge is ready."),
