@@ -78,8 +78,9 @@ func blobBytes(blob app.Value) ([]byte, error) {
 func newBlob(data []byte, mime string) app.Value {
 	u8 := app.Window().Get("Uint8Array").New(len(data))
 	app.CopyBytesToJS(u8, data)
-	arr := app.Window().Get("Array").New(1)
-	arr.SetIndex(0, u8)
+	// Array.of, not SetIndex: go-app converts arguments of Call, but its
+	// SetIndex passes a wrapped Value straight to syscall/js, which panics.
+	arr := app.Window().Get("Array").Call("of", u8)
 	return app.Window().Get("Blob").New(arr, map[string]any{"type": mime})
 }
 
