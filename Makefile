@@ -59,9 +59,10 @@ test: vet test-unit test-wasm test-e2e fuzz
 bench: proxy
 	./build/bench.sh
 
-# 200 users for LOAD_DURATION against the proxy in simulated mode.
+# 200 users for LOAD_DURATION against the proxy in simulated mode;
+# LOAD_ARGS=-live-sim=build/bin/bflsim runs it live against the standalone simulator.
 load: proxy
-	$(GO) run ./build/loadgen -proxy-bin $(BIN)/fluxforge -duration $(LOAD_DURATION)
+	$(GO) run ./build/loadgen -proxy-bin $(BIN)/fluxforge -duration $(LOAD_DURATION) $(LOAD_ARGS)
 
 clean:
 	rm -rf $(SITE) $(BIN) web/app.wasm web/app.wasm.br web/app.wasm.gz

@@ -7,8 +7,10 @@
 // With no -addr it starts the proxy binary itself in simulated mode on a
 // free loopback port, with a large simulated credit balance and short task
 // durations, and stops it with SIGTERM at the end (the clean exit is part of
-// the report). With -addr it drives a proxy already running; give -pid for
-// the process figures.
+// the report). With -live-sim it starts the standalone simulator and the
+// proxy in live mode against it instead, so the proxy's memory is its own.
+// With -addr it drives a proxy already running; give -pid for the process
+// figures.
 //
 //	go run ./build/loadgen -clients 200 -duration 60s
 package main
@@ -32,6 +34,7 @@ type options struct {
 	addr     string
 	pid      int
 	bin      string
+	simBin   string
 	token    string
 	clients  int
 	duration time.Duration
@@ -56,6 +59,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.addr, "addr", "", "base URL of a running proxy, e.g. http://127.0.0.1:8080 (empty: start -proxy-bin)")
 	fs.IntVar(&o.pid, "pid", 0, "pid of the running proxy given by -addr, for its process figures")
 	fs.StringVar(&o.bin, "proxy-bin", "build/bin/fluxforge", "proxy binary to start in simulated mode when -addr is empty")
+	fs.StringVar(&o.simBin, "live-sim", "", "bflsim binary: start it and the proxy in live mode against it, so the proxy's figures exclude the simulator")
 	fs.StringVar(&o.token, "token", "", "PROXY_TOKEN of the proxy, if it has one")
 	fs.IntVar(&o.clients, "clients", 200, "concurrent users")
 	fs.DurationVar(&o.duration, "duration", 60*time.Second, "how long the users keep going")
@@ -78,15 +82,31 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	var proc *proxyProcess
-	if o.addr == "" {
-		if proc, err = startProxy(ctx, o.bin); err != nil {
+	switch {
+	case o.addr != "":
+	case o.simBin != "":
+		var simP *proxyProcess
+		if proc, simP, err = startLive(ctx, o.bin, o.simBin); err != nil {
+			return err
+		}
+		defer simP.kill()
+		defer proc.kill()
+		fmt.Fprintf(out, "started %s (pid %d) in live mode on %s, upstream %s (pid %d) on %s\n",
+			o.bin, proc.pid(), proc.base, o.simBin, simP.pid(), simP.base)
+	default:
+		if proc, err = startSimulated(ctx, o.bin); err != nil {
 			return err
 		}
 		defer proc.kill()
+		fmt.Fprintf(out, "started %s (pid %d) in simulated mode on %s\n", o.bin, proc.pid(), proc.base)
+	}
+	if proc != nil {
 		o.addr, o.pid = proc.base, proc.pid()
-		fmt.Fprintf(out, "started %s (pid %d) in simulated mode on %s\n", o.bin, o.pid, o.addr)
 	}
 	o.addr = strings.TrimSuffix(o.addr, "/")
+	if err := waitHealthy(ctx, o.addr); err != nil {
+		return err
+	}
 
 	client := &http.Client{Transport: &http.Transport{
 		MaxIdleConns:        o.clients * 2,

@@ -110,15 +110,25 @@ func TestRunFailsOnErrors(t *testing.T) {
 	}
 }
 
-func TestStartedProxyStopsCleanly(t *testing.T) {
+// buildServers builds the proxy and simulator binaries as `make proxy` does.
+func buildServers(t *testing.T, ctx context.Context) (proxyBin, simBin string) {
+	t.Helper()
+	dir := t.TempDir()
+	for name, pkg := range map[string]string{"fluxforge": "proxy/cmd/fluxforge", "bflsim": "proxy/cmd/bflsim"} {
+		build := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(dir, name), "github.com/fluxforge/fluxforge/"+pkg)
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", pkg, err, out)
+		}
+	}
+	return filepath.Join(dir, "fluxforge"), filepath.Join(dir, "bflsim")
+}
+
+func TestStartedServers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	bin := filepath.Join(t.TempDir(), "fluxforge")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/fluxforge/fluxforge/proxy/cmd/fluxforge")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build the proxy: %v\n%s", err, out)
-	}
-	p, err := startProxy(ctx, bin)
+	proxyBin, simBin := buildServers(t, ctx)
+
+	p, err := startSimulated(ctx, proxyBin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,6 +136,20 @@ func TestStartedProxyStopsCleanly(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.kill() // after stop: must neither block nor fail
+
+	var out bytes.Buffer
+	err = run(ctx, []string{"-proxy-bin", proxyBin, "-live-sim", simBin,
+		"-clients", "6", "-duration", "2s", "-think", "20ms", "-settle", "100ms"}, &out)
+	t.Log(out.String())
+	if err != nil {
+		t.Fatalf("live run: %v", err)
+	}
+	for _, want := range []string{"in live mode on http://127.0.0.1:", "upstream " + simBin, " 0 errors",
+		"proxy shut down on SIGTERM"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
 }
 
 func TestWithEnvReplaces(t *testing.T) {

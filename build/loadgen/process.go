@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,28 +27,52 @@ type proxyProcess struct {
 	exited chan error
 }
 
-// simEnv is the simulator's configuration for a load test: tasks short
+// loadSimEnv is the simulator's configuration for a load test: tasks short
 // enough to finish many times a minute, and credits that never run out.
-// Everything else is the proxy's default, MAX_CONCURRENT included.
-var simEnv = []string{
-	"BFL_API_KEY=", // simulated mode, whatever the caller's environment holds
-	"ADDR=127.0.0.1:0",
+// Everything else is the default, the proxy's MAX_CONCURRENT included.
+var loadSimEnv = []string{
 	"SIM_TRAIN_SECONDS=2",
 	"SIM_GENERATE_SECONDS=2",
 	"SIM_CREDITS=1000000000",
 }
 
-func startProxy(ctx context.Context, bin string) (*proxyProcess, error) {
-	logf, err := os.CreateTemp("", "loadgen-proxy-*.log")
+// startSimulated starts the proxy in simulated mode, the simulator inside it.
+func startSimulated(ctx context.Context, bin string) (*proxyProcess, error) {
+	// BFL_API_KEY is emptied whatever the caller's environment holds: a load
+	// test must never reach BFL.
+	env := append([]string{"BFL_API_KEY=", "ADDR=127.0.0.1:0"}, loadSimEnv...)
+	return startServer(ctx, bin, env)
+}
+
+// startLive starts the standalone simulator with a fresh key, then the proxy
+// in live mode pointed at it; the proxy process is the one measured.
+func startLive(ctx context.Context, proxyBin, simBin string) (proxyP, simP *proxyProcess, err error) {
+	key := "load-" + rand.Text()
+	simP, err = startServer(ctx, simBin, append([]string{"SIM_KEY=" + key, "ADDR=127.0.0.1:0"}, loadSimEnv...))
 	if err != nil {
-		return nil, fmt.Errorf("proxy log file: %w", err)
+		return nil, nil, err
+	}
+	proxyP, err = startServer(ctx, proxyBin, []string{"BFL_API_KEY=" + key, "BFL_API_URL=" + simP.base, "ADDR=127.0.0.1:0"})
+	if err != nil {
+		simP.kill()
+		return nil, nil, err
+	}
+	return proxyP, simP, nil
+}
+
+// startServer runs bin with env added to this process's environment and
+// waits for the "listening on http://..." line it prints on stdout.
+func startServer(ctx context.Context, bin string, env []string) (*proxyProcess, error) {
+	logf, err := os.CreateTemp("", "loadgen-server-*.log")
+	if err != nil {
+		return nil, fmt.Errorf("server log file: %w", err)
 	}
 	cmd := exec.Command(bin)
-	cmd.Env = withEnv(os.Environ(), simEnv)
+	cmd.Env = withEnv(os.Environ(), env)
 	cmd.Stderr = logf
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, fmt.Errorf("proxy stdout: %w", err)
+		return nil, fmt.Errorf("%s stdout: %w", bin, err)
 	}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
@@ -59,9 +84,10 @@ func startProxy(ctx context.Context, bin string) (*proxyProcess, error) {
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
-			if rest, ok := strings.CutPrefix(sc.Text(), "listening on "); ok {
+			if _, rest, ok := strings.Cut(sc.Text(), "listening on "); ok {
+				addr, _, _ := strings.Cut(rest, " ")
 				select {
-				case found <- strings.TrimSpace(rest):
+				case found <- addr:
 				default:
 				}
 			}
@@ -80,10 +106,6 @@ func startProxy(ctx context.Context, bin string) (*proxyProcess, error) {
 	case <-ctx.Done():
 		p.kill()
 		return nil, ctx.Err()
-	}
-	if err := waitHealthy(ctx, p.base); err != nil {
-		p.kill()
-		return nil, err
 	}
 	return p, nil
 }
@@ -230,9 +252,10 @@ func (m *monitor) snap() snapshot {
 // duringLoad summarises the samples taken while the users ran.
 type duringLoad struct {
 	n                  int
-	peakRSS, lastRSS   int64
+	peakRSS            int64
 	peakThreads, peakF int
 	first, last        snapshot
+	rss                []int64 // every sample, to show a trend
 }
 
 // sampleEvery samples until the returned function is called, which returns
@@ -261,6 +284,7 @@ func (m *monitor) sampleEvery(d time.Duration) func() duringLoad {
 			}
 			res.n++
 			res.last = s
+			res.rss = append(res.rss, s.mem.RSS)
 			res.peakRSS = max(res.peakRSS, s.mem.RSS)
 			res.peakThreads = max(res.peakThreads, s.mem.Threads)
 			res.peakF = max(res.peakF, s.fds)
@@ -291,6 +315,14 @@ func (m *monitor) print(w io.Writer, before snapshot, during duringLoad, after s
 		row(fmt.Sprintf("during: first of %d samples", during.n), during.first.mem.RSS, during.first.mem.Threads, during.first.fds)
 		row("during: last sample", during.last.mem.RSS, during.last.mem.Threads, during.last.fds)
 		row("during: peak", during.peakRSS, during.peakThreads, during.peakF)
+	}
+	if len(during.rss) > 1 {
+		step := max(1, len(during.rss)/12)
+		var parts []string
+		for i := 0; i < len(during.rss); i += step {
+			parts = append(parts, fmt.Sprintf("%.0f", float64(during.rss[i])/(1<<20)))
+		}
+		fmt.Fprintf(w, "  RSS during, MB, one sample every %d s: %s\n", step, strings.Join(parts, " "))
 	}
 	if after.err != nil {
 		fmt.Fprintf(w, "  after: %v\n", after.err)
