@@ -1,9 +1,14 @@
+//go:build !js
+
 // Package e2e drives the built PWA in headless Chromium against the proxy in
 // simulated mode. It runs only when E2E_SITE names a built site (make
 // test-e2e sets it); then a missing Chromium is a failure, not a skip.
 //
 // Shared helpers for every e2e file: StartProxy, NewBrowser, Browser.Open,
-// Browser.Do, Browser.Eval, Browser.WaitText, Browser.Problems.
+// Browser.Do, Eval, Browser.WaitText, Browser.WaitTrue, Browser.Problems.
+//
+// Every file here starts with //go:build !js: chromedp does not build for
+// js/wasm, and make vet also vets ./app/... for js/wasm.
 package e2e
 
 import (
