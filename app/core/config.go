@@ -17,9 +17,9 @@ const (
 
 // Setting keys. Flags are "flag.<name>"; UI defaults the proxy may set are "ui.<name>".
 const (
-	KeyProxyURL        = "proxy_url"
-	KeyProxyToken      = "proxy_token"
-	KeyDefaultEndpoint = "ui.default_endpoint"
+	KeyProxyURL   = "proxy_url"
+	KeyProxyToken = "proxy_token"
+	KeyStartTab   = "ui.start_tab"
 
 	flagPrefix = "flag."
 	uiPrefix   = "ui."
@@ -59,8 +59,8 @@ func NewConfig() *Config {
 			Hint: "Where the FluxForge proxy runs, e.g. https://proxy.example.com. Empty: the site this app was loaded from."},
 		{Key: KeyProxyToken, Label: "Proxy access token", Default: "",
 			Hint: "Only if the proxy was started with PROXY_TOKEN. This is not your BFL key: that stays on the proxy."},
-		{Key: KeyDefaultEndpoint, Label: "Default generation endpoint", Default: "flux-pro-1.1-ultra-finetuned",
-			Hint: "The endpoint the Generate tab opens with."},
+		{Key: KeyStartTab, Label: "Start tab", Default: "finetune",
+			Hint: "The tab the app opens at its bare address: finetune, models or generate."},
 	}
 	for _, f := range flagInfos() {
 		s = append(s, Setting{Key: flagPrefix + f.Name, Label: f.Label, Hint: f.Hint, Default: f.Default})

@@ -7,29 +7,29 @@ import (
 
 func TestConfigPrecedence(t *testing.T) {
 	c := NewConfig()
-	key := KeyDefaultEndpoint
-	if v := c.Get(key); v.Source != SourceDefault || v.Value != "flux-pro-1.1-ultra-finetuned" {
+	key := KeyStartTab
+	if v := c.Get(key); v.Source != SourceDefault || v.Value != "finetune" {
 		t.Fatalf("default: %+v", v)
 	}
-	if err := c.ApplyProxy(ProxyConfig{UI: map[string]any{"default_endpoint": "flux-pro-1.0-fill-finetuned"}}); err != nil {
+	if err := c.ApplyProxy(ProxyConfig{UI: map[string]any{"start_tab": "models"}}); err != nil {
 		t.Fatal(err)
 	}
-	if v := c.Get(key); v.Source != SourceProxy || v.Value != "flux-pro-1.0-fill-finetuned" {
+	if v := c.Get(key); v.Source != SourceProxy || v.Value != "models" {
 		t.Fatalf("proxy over default: %+v", v)
 	}
-	if err := c.Set(key, "flux-pro-finetuned"); err != nil {
+	if err := c.Set(key, "generate"); err != nil {
 		t.Fatal(err)
 	}
-	if v := c.Get(key); v.Source != SourceUser || v.Value != "flux-pro-finetuned" {
+	if v := c.Get(key); v.Source != SourceUser || v.Value != "generate" {
 		t.Fatalf("user over proxy: %+v", v)
 	}
 	// A later proxy answer does not override what the user chose.
-	_ = c.ApplyProxy(ProxyConfig{UI: map[string]any{"default_endpoint": "flux-pro-1.0-depth-finetuned"}})
+	_ = c.ApplyProxy(ProxyConfig{UI: map[string]any{"start_tab": "models"}})
 	if v := c.Get(key); v.Source != SourceUser {
 		t.Fatalf("proxy replaced the user's value: %+v", v)
 	}
 	c.Reset(key)
-	if v := c.Get(key); v.Source != SourceProxy || v.Value != "flux-pro-1.0-depth-finetuned" {
+	if v := c.Get(key); v.Source != SourceProxy || v.Value != "models" {
 		t.Fatalf("after reset: %+v", v)
 	}
 	_ = c.ApplyProxy(ProxyConfig{})

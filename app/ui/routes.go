@@ -8,6 +8,7 @@ import (
 	"github.com/maxence-charriere/go-app/v10/pkg/app"
 
 	"github.com/fluxforge/fluxforge/app/container"
+	"github.com/fluxforge/fluxforge/app/core"
 	"github.com/fluxforge/fluxforge/app/ui/finetune"
 	"github.com/fluxforge/fluxforge/app/ui/generate"
 	"github.com/fluxforge/fluxforge/app/ui/models"
@@ -51,7 +52,12 @@ func Routes(c *container.Container) {
 	}
 }
 
-// tabFor returns the tab a path shows; "/" and unknown paths show the first.
+// startTab is the tab "/" shows: the configured one, else the first.
+func startTab(c *container.Container) tab {
+	return tabFor("/" + c.Config().String(core.KeyStartTab))
+}
+
+// tabFor returns the tab a path shows; unknown paths show the first.
 func tabFor(path string) tab {
 	all := tabs()
 	for _, t := range all {

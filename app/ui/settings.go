@@ -8,7 +8,6 @@ import (
 
 	"github.com/maxence-charriere/go-app/v10/pkg/app"
 
-	"github.com/fluxforge/fluxforge/app/bfl"
 	"github.com/fluxforge/fluxforge/app/container"
 	"github.com/fluxforge/fluxforge/app/core"
 	"github.com/fluxforge/fluxforge/app/ui/notify"
@@ -56,8 +55,8 @@ func (p *settingsPage) Render() app.UI {
 			p.textField(core.KeyProxyToken, "password", ""),
 		),
 		app.Section().Class("card").Body(
-			app.H3().Text("Generation"),
-			p.endpointField(),
+			app.H3().Text("Layout"),
+			p.startTabField(),
 		),
 		app.Section().Class("card").Body(
 			app.H3().Text("Features"),
@@ -124,20 +123,21 @@ func (p *settingsPage) textField(key, kind, placeholder string) app.UI {
 	)
 }
 
-func (p *settingsPage) endpointField() app.UI {
-	key := core.KeyDefaultEndpoint
+func (p *settingsPage) startTabField() app.UI {
+	key := core.KeyStartTab
 	s := p.setting(key)
 	id := settingID(key)
-	current := p.c.Config().String(key)
-	gens := bfl.Generators(p.c.Flags().Enabled(core.FlagLegacyEndpoints))
+	current := startTab(p.c).path
+	all := tabs()
 	return app.Div().Class("setting").Body(
 		app.Label().For(id).Class("setting-label").Text(s.Label),
 		app.Div().Class("setting-row").Body(
 			app.Select().ID(id).OnChange(func(ctx app.Context, e app.Event) {
 				p.apply(key, ctx.JSSrc().Get("value").String())
 			}).Body(
-				app.Range(gens).Slice(func(i int) app.UI {
-					return app.Option().Value(gens[i].Name).Selected(gens[i].Name == current).Text(gens[i].Name)
+				app.Range(all).Slice(func(i int) app.UI {
+					name := strings.TrimPrefix(all[i].path, "/")
+					return app.Option().Value(name).Selected(all[i].path == current).Text(all[i].title)
 				}),
 			),
 			p.source(key, p.c.Config().Get(key)),

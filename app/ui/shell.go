@@ -61,12 +61,17 @@ func newShell(c *container.Container) *shell { return &shell{c: c, path: "/"} }
 // OnNav picks the section from the URL, on the server (pre-render) and in the browser.
 func (s *shell) OnNav(ctx app.Context) {
 	s.path = ctx.Page().URL().Path
+	s.setTitle(ctx)
+}
+
+// setTitle names the page after the section on screen, for tabs, history and search engines.
+func (s *shell) setTitle(ctx app.Context) {
 	if s.path == SettingsPath {
 		ctx.Page().SetTitle("Settings · FluxForge")
 		ctx.Page().SetDescription("Proxy, access token and feature settings of FluxForge.")
 		return
 	}
-	t := tabFor(s.path)
+	t := s.current()
 	ctx.Page().SetTitle("%s · FluxForge", t.title)
 	ctx.Page().SetDescription("%s", t.desc)
 }
@@ -91,6 +96,7 @@ func (s *shell) OnMount(ctx app.Context) {
 		applyErr := s.c.Config().ApplyProxy(pc)
 		ctx.Dispatch(func(ctx app.Context) {
 			s.ready, s.volatile, s.proxy = true, volatile, pc
+			s.setTitle(ctx) // the user's start tab may differ from the default
 			for _, err := range []error{loadErr, volErr, applyErr} {
 				if err != nil {
 					s.addToast(notify.Toast{Kind: notify.Error, Message: notify.Message(err)})
@@ -275,8 +281,16 @@ func (s *shell) renderInstall() app.UI {
 	}
 }
 
+// current is the tab on screen: "/" opens the start tab from the settings.
+func (s *shell) current() tab {
+	if s.path == "/" {
+		return startTab(s.c)
+	}
+	return tabFor(s.path)
+}
+
 func (s *shell) renderTabs() app.UI {
-	current := tabFor(s.path).path
+	current := s.current().path
 	return app.Nav().Class("tabs").Aria("label", "Sections").Body(
 		app.Range(tabs()).Slice(func(i int) app.UI {
 			t := tabs()[i]
@@ -300,7 +314,7 @@ func (s *shell) renderContent() app.UI {
 	if app.IsClient && !s.ready {
 		return app.P().ID("loading").Class("muted").Text("Loading your work…")
 	}
-	return tabFor(s.path).page(s.c)
+	return s.current().page(s.c)
 }
 
 // startUpdateChecks asks for a new version on a timer and whenever the page

@@ -38,7 +38,16 @@ func TestShellShowsTheTabOfThePath(t *testing.T) {
 			t.Errorf("%s: link %s is %q, want it current", path, current, tag)
 		}
 	}
-	s := newShell(container.New(container.Options{}))
+	c := container.New(container.Options{})
+	if err := c.Config().Set(core.KeyStartTab, "generate"); err != nil {
+		t.Fatal(err)
+	}
+	s := newShell(c)
+	s.path = "/"
+	if html := render(t, s); !strings.Contains(html, `id="tab-generate"`) || !strings.Contains(tagWithID(html, "nav-generate"), `aria-current="page"`) {
+		t.Error("/ does not open the start tab chosen in the settings")
+	}
+	s = newShell(container.New(container.Options{}))
 	s.path = SettingsPath
 	html := render(t, s)
 	if !strings.Contains(html, `id="settings"`) || strings.Contains(html, `class="tab-link active"`) {
