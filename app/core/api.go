@@ -354,11 +354,11 @@ func errorFromResponse(name string, res *http.Response) *APIError {
 		Err:        detail,
 	}
 	switch s := res.StatusCode; {
-	case s == http.StatusUnauthorized:
-		e.Message = "The proxy needs an access token: set it in Settings."
+	case s == http.StatusUnauthorized && strings.Contains(detail.Detail, "PROXY_TOKEN"):
+		e.Message = "The proxy needs its access token: set it in Settings."
 	case s == http.StatusPaymentRequired:
 		e.Message = "Out of credits: top up at https://dashboard.bfl.ai and try again."
-	case s == http.StatusForbidden:
+	case s == http.StatusForbidden || s == http.StatusUnauthorized: // BFL answers a bad key with either
 		e.Message = "BFL refused the API key: check BFL_API_KEY on the proxy."
 	case s == http.StatusNotFound:
 		e.Message = "Not found: " + detailText(detail, "the proxy does not know this address.")

@@ -180,15 +180,24 @@ func Test422NamesTheField(t *testing.T) {
 }
 
 func TestStatusMessagesSayWhatToDo(t *testing.T) {
-	cases := map[int]string{
-		http.StatusUnauthorized:          "access token",
-		http.StatusPaymentRequired:       "Out of credits",
-		http.StatusForbidden:             "API key",
-		http.StatusRequestEntityTooLarge: "too large",
-		http.StatusTooManyRequests:       "Too many tasks",
+	cases := []struct {
+		status int
+		body   string
+		want   string
+	}{
+		{http.StatusUnauthorized, `{"detail":"this proxy needs its access token: send Authorization: Bearer <PROXY_TOKEN>"}`, "access token"},
+		{http.StatusUnauthorized, `{"detail":"Not authenticated - Invalid Authentication"}`, "API key"},
+		{http.StatusPaymentRequired, "", "Out of credits"},
+		{http.StatusForbidden, "", "API key"},
+		{http.StatusRequestEntityTooLarge, "", "too large"},
+		{http.StatusTooManyRequests, "", "Too many tasks"},
 	}
-	for status, want := range cases {
-		a, _ := newTestAPI(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(status) })
+	for _, c := range cases {
+		status, want := c.status, c.want
+		a, _ := newTestAPI(t, func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(status)
+			_, _ = io.WriteString(w, c.body)
+		})
 		err := a.Post(testCtx(t), "delete_finetune", map[string]string{"finetune_id": "x"}, nil)
 		var ae *APIError
 		if !errors.As(err, &ae) || !strings.Contains(ae.Message, want) {
