@@ -19,7 +19,7 @@ var errRedirect = errors.New("redirect refused")
 
 // fetchClient follows redirects only to hosts on the same list, never
 // carries the key across one, and never uses cookies.
-func (s *server) fetchClient(t http.RoundTripper, list *allow.List, listName string) *http.Client {
+func fetchClient(t http.RoundTripper, list *allow.List, listName string) *http.Client {
 	return &http.Client{
 		Transport: t,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
@@ -57,12 +57,13 @@ func (s *server) fetch(w http.ResponseWriter, r *http.Request, list *allow.List,
 		return nil, nil, false
 	}
 	noteTarget(r.Context(), u.Host)
-	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, u.String(), nil)
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, "", nil)
 	if err != nil {
-		writeDetail(w, http.StatusBadRequest, "url: not a valid URL")
+		writeDetail(w, http.StatusInternalServerError, "building the request failed")
 		return nil, nil, false
 	}
-	req.Header = hdr
+	// The very URL that was checked is the one fetched: no second parse.
+	req.URL, req.Host, req.Header = u, u.Host, hdr
 	resp, err = c.Do(req)
 	if err != nil {
 		s.fetchError(w, r, u, err)

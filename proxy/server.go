@@ -80,8 +80,8 @@ func newServer(cfg Config, logger *slog.Logger) (*server, error) {
 	}
 	s.upstreamHost = s.upstream.Host
 	s.api = s.newAPIProxy(apiTransport)
-	s.pollC = s.fetchClient(fetchTransport, s.poll, "POLL_HOSTS")
-	s.deliveryC = s.fetchClient(fetchTransport, s.delivery, "DELIVERY_HOSTS")
+	s.pollC = fetchClient(fetchTransport, s.poll, "POLL_HOSTS")
+	s.deliveryC = fetchClient(fetchTransport, s.delivery, "DELIVERY_HOSTS")
 
 	mode := "live"
 	if cfg.Simulated() {

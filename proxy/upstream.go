@@ -16,11 +16,6 @@ import (
 	"sync"
 )
 
-// forwardedHeaders are the only client headers BFL sees. Everything else
-// (cookies, the proxy token, any x-key, forwarding and browser headers)
-// stays here.
-var forwardedHeaders = []string{"Accept", "Accept-Encoding", "Accept-Language", "Content-Type", "User-Agent"}
-
 // handleAPI forwards /api/v1/<name> to <upstream>/v1/<name> for catalog
 // endpoints only, with the method the catalog gives and a capped body.
 func (s *server) handleAPI() http.Handler {
@@ -75,9 +70,12 @@ func (s *server) newAPIProxy(transport http.RoundTripper) *httputil.ReverseProxy
 	}
 }
 
+// forwardHeaders keeps the only client headers BFL sees. Everything else
+// (cookies, the proxy token, any x-key, forwarding and browser headers)
+// stays here.
 func forwardHeaders(in http.Header) http.Header {
-	out := make(http.Header, len(forwardedHeaders)+1)
-	for _, k := range forwardedHeaders {
+	out := make(http.Header, 6)
+	for _, k := range [...]string{"Accept", "Accept-Encoding", "Accept-Language", "Content-Type", "User-Agent"} {
 		if v := in.Values(k); len(v) > 0 {
 			out[k] = v
 		}
