@@ -41,6 +41,7 @@ type Page struct {
 	adding   int               // files still being read or downscaled
 	addErrs  []string
 	saver    finetuning.Debouncer
+	saves    int // drafts saved since the tab opened
 
 	fieldErrs map[string]string
 	startErr  string
@@ -165,17 +166,40 @@ func (p *Page) restore(ds *finetuning.Dataset, form finetuning.Form) {
 // changed saves a snapshot of the draft once edits pause. Until the saved
 // draft is loaded nothing is written, so it cannot be overwritten unread.
 func (p *Page) changed() {
+	if save := p.snapshotSave(); save != nil {
+		p.saver.Trigger(save)
+	}
+}
+
+// saveNow saves at once, for moments that matter (a refused upload): the
+// user may reload right after.
+func (p *Page) saveNow() {
+	if save := p.snapshotSave(); save != nil {
+		p.saver.Stop()
+		p.ctx.Async(save)
+	}
+}
+
+// snapshotSave returns a function that saves a snapshot taken now, or nil when
+// nothing may be saved yet.
+func (p *Page) snapshotSave() func() {
 	if p.svc == nil || !p.restored {
-		return
+		return nil
 	}
 	ds, form, svc, run, ctx := p.ds.Clone(), p.form.Clone(), p.svc, p.run, p.ctx
-	p.saver.Trigger(func() {
-		if err := svc.Drafts.Save(run, ds, form); err != nil && run.Err() == nil {
-			ctx.Dispatch(func(ctx app.Context) {
-				notify.Show(ctx, notify.Error, "Your draft could not be saved, so a reload would lose it: "+notify.Message(err))
-			})
+	return func() {
+		err := svc.Drafts.Save(run, ds, form)
+		if run.Err() != nil {
+			return
 		}
-	})
+		ctx.Dispatch(func(ctx app.Context) {
+			if err != nil {
+				notify.Show(ctx, notify.Error, "Your draft could not be saved, so a reload would lose it: "+notify.Message(err))
+				return
+			}
+			p.saves++
+		})
+	}
 }
 
 // addFiles reads, unpacks and downscales files one at a time (bounding the
@@ -297,7 +321,7 @@ func (p *Page) start(ctx app.Context, _ app.Event) {
 				if field := p.failed(err); field != "" {
 					ctx.Defer(func(app.Context) { app.Window().ScrollToID("field-" + field) })
 				}
-				p.changed() // the draft stays, and any edit made meanwhile is kept
+				p.saveNow() // the draft stays, with any edit made meanwhile
 			}
 		})
 	})

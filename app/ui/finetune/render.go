@@ -16,7 +16,7 @@ import (
 // attributes on the client (the dataset is loaded in OnMount), never in the
 // server's pre-render.
 func (p *Page) Render() app.UI {
-	return app.Section().ID("tab-finetune").Class("tab finetune").Body(
+	return app.Section().ID("tab-finetune").Class("tab finetune").DataSet("restored", p.restored).Body(
 		app.H2().Text("Finetune"),
 		p.renderDataset(),
 		p.renderForm(),
@@ -54,7 +54,10 @@ func (p *Page) renderDataset() app.UI {
 					return app.P().Class("error").Text(p.addErrs[i])
 				}),
 			),
-		app.P().ID("dataset-summary").Textf("%d image(s) · %s original · %s to send",
+		// The byte counts as data attributes let tests and benchmarks read exact figures.
+		app.P().ID("draft-status").Class("muted").DataSet("saves", p.saves).
+			Text(map[bool]string{true: "Your draft is saved in this browser.", false: ""}[p.saves > 0]),
+		app.P().ID("dataset-summary").DataSet("original", orig).DataSet("sent", sent).Textf("%d image(s) · %s original · %s to send",
 			len(p.ds.Images), size(orig), size(sent)),
 		app.Div().Class("toolbar").Body(
 			app.Button().ID("bulk-trigger").Text("Add trigger word to captions").
@@ -299,7 +302,7 @@ func (p *Page) renderStart() app.UI {
 		}),
 		app.If(p.uploading, func() app.UI {
 			return app.Div().Body(
-				app.Progress().ID("upload-progress").Max(100).Value(fmt.Sprintf("%.0f", pct)),
+				app.Progress().ID("upload-progress").Max(100).Value(fmt.Sprintf("%.0f", pct)).DataSet("total", p.total),
 				app.Span().ID("upload-label").Textf(" %s of %s sent", size(p.sent), size(p.total)),
 			)
 		}),
