@@ -135,6 +135,12 @@ func (c *Config) check() error {
 		if err != nil {
 			return configError("CONFIG_FILE", "%v", err)
 		}
+		// Every browser can read this file through /api/config.
+		for name, secret := range map[string]string{"BFL_API_KEY": c.APIKey, "PROXY_TOKEN": c.Token} {
+			if secret != "" && strings.Contains(string(b), secret) {
+				return configError("CONFIG_FILE", "%s contains the %s; it is served to browsers and must hold no secrets", c.ConfigFile, name)
+			}
+		}
 		dec := json.NewDecoder(strings.NewReader(string(b)))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&c.client); err != nil {

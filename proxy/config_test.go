@@ -117,6 +117,22 @@ func TestConfigRejectsBadValues(t *testing.T) {
 	}
 }
 
+func TestConfigFileMustHoldNoSecrets(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "client.json")
+	if err := os.WriteFile(file, []byte(`{"flags":{},"ui":{"note":"key is sk-live-123"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, vars := range []map[string]string{
+		{"BFL_API_KEY": "sk-live-123", "CONFIG_FILE": file},
+		{"PROXY_TOKEN": "sk-live-123", "CONFIG_FILE": file},
+	} {
+		_, err := loadConfig(getenv(vars))
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "CONFIG_FILE") || strings.Contains(err.Error(), "sk-live-123") {
+			t.Errorf("%v: error %v should refuse the file without repeating the secret", vars, err)
+		}
+	}
+}
+
 // A bad POLL_HOSTS pattern only matters in live mode, where it is used.
 func TestBadHostPatternStopsRun(t *testing.T) {
 	for _, name := range []string{"POLL_HOSTS", "DELIVERY_HOSTS"} {
