@@ -135,9 +135,10 @@ func (c *Config) check() error {
 		if err != nil {
 			return configError("CONFIG_FILE", "%v", err)
 		}
-		// Every browser can read this file through /api/config.
+		// Every browser can read this file through /api/config. Secrets
+		// shorter than 8 characters would match ordinary words.
 		for name, secret := range map[string]string{"BFL_API_KEY": c.APIKey, "PROXY_TOKEN": c.Token} {
-			if secret != "" && strings.Contains(string(b), secret) {
+			if len(secret) >= 8 && strings.Contains(string(b), secret) {
 				return configError("CONFIG_FILE", "%s contains the %s; it is served to browsers and must hold no secrets", c.ConfigFile, name)
 			}
 		}
