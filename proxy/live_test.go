@@ -211,7 +211,7 @@ func TestLiveKeyInjectionAndRedaction(t *testing.T) {
 	if strings.Contains(logs, "s3cret") {
 		t.Error("a signed URL's query appears in the log")
 	}
-	for _, want := range []string{`"path":"/api/v1/credits"`, `"status":502`, `"target":"127.0.0.1:`, `"method":"POST"`, `"bytes":`, `"duration":`} {
+	for _, want := range []string{`"path":"/api/v1/credits"`, `"status":502`, `"target":"127.0.0.1:`, `"method":"POST"`, `"bytes":`, `"duration_ms":`} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("log lacks %s:\n%s", want, logs)
 		}

@@ -52,7 +52,7 @@ func (s *server) logRequests(next http.Handler) http.Handler {
 			attrs := []slog.Attr{
 				slog.String("id", id), slog.String("method", r.Method), slog.String("path", r.URL.Path),
 				slog.Int("status", rw.statusCode()), slog.Int64("bytes", rw.bytes),
-				slog.Duration("duration", time.Since(start)),
+				slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
 			}
 			if rl.target != "" {
 				attrs = append(attrs, slog.String("target", rl.target))
