@@ -59,7 +59,10 @@ func newFastPath(upstream *url.URL, headerTimeout time.Duration, fallback http.R
 		max:      256,
 	}
 	if upstream.Scheme == "https" {
-		f.tls = &tls.Config{ServerName: upstream.Hostname(), NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12}
+		f.tls = &tls.Config{
+			ServerName: upstream.Hostname(), NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12,
+			ClientSessionCache: tls.NewLRUClientSessionCache(64),
+		}
 	}
 	return f
 }

@@ -80,6 +80,9 @@ func (s *server) banner(w io.Writer, addr net.Addr) {
 		fmt.Fprintln(w, "access: /api/ needs Authorization: Bearer <PROXY_TOKEN>")
 	}
 	fmt.Fprintf(w, "listening on http://%s\n", addr)
+	if tcp, ok := addr.(*net.TCPAddr); ok && tcp.IP.IsUnspecified() {
+		fmt.Fprintf(w, "open http://localhost:%d in a browser\n", tcp.Port)
+	}
 }
 
 // version names the build in /healthz: the VCS revision when the binary
