@@ -2,25 +2,41 @@
 # Builds the PWA as a static site and packs it for any static host, then
 # prints how to upload it and connect it to a FluxForge proxy elsewhere.
 #
-#   build/deploy-static.sh [SITE_ORIGIN [PROXY_URL]]
+#   build/deploy-static.sh SITE_ORIGIN PROXY_URL
 #   build/deploy-static.sh https://studio.example.com https://proxy.example.com
 #
-# SKIP_BUILD=1 packs an existing build/site without rebuilding it.
+# The proxy's origin is written into the site's Content-Security-Policy
+# (connect-src), without which the browser refuses to call it; so the site
+# is built for one proxy. SKIP_BUILD=1 packs an existing build/site as it is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-site_origin="${1:-https://app.example.com}"
-proxy_url="${2:-https://proxy.example.com}"
-site=build/site
+if [ $# -ne 2 ]; then
+	echo "usage: $0 SITE_ORIGIN PROXY_URL   e.g. $0 https://studio.example.com https://proxy.example.com" >&2
+	exit 2
+fi
+site_origin="${1%/}"
+proxy_url="${2%/}"
+for v in "$site_origin" "$proxy_url"; do
+	if [[ ! "$v" =~ ^https?://[^/?#@]+$ ]]; then
+		echo "deploy-static: '$v' must be an origin like https://host.example.com (scheme and host, no path)" >&2
+		exit 2
+	fi
+done
+GO="${GO:-go}"
 out=build/out
+# Apart from build/site, which `make run` serves with the proxy's own origin.
+site="$out/static-site"
 archive="$out/fluxforge-site.tar.gz"
 
 if [ "${SKIP_BUILD:-}" != 1 ]; then
-	make site
+	make wasm
+	rm -rf "$site"
+	CONNECT_SRC="$proxy_url" $GO run ./build/sitegen -out "$site"
 fi
 for f in index.html app.js app-worker.js manifest.webmanifest wasm_exec.js web/app.wasm; do
 	if [ ! -f "$site/$f" ]; then
-		echo "deploy-static: $site/$f is missing; run 'make site' first" >&2
+		echo "deploy-static: $site/$f is missing; run without SKIP_BUILD=1" >&2
 		exit 1
 	fi
 done
@@ -61,6 +77,7 @@ Static site ready: $site ($size), packed as $archive.
    The badge in the header then shows 'live' and the credit balance. The BFL key
    never reaches the browser: the proxy adds it to each request.
 
-If the host sends its own Content-Security-Policy, its connect-src must list
-$proxy_url, or the browser will block the calls.
+The site's own Content-Security-Policy (a meta tag in each page) lets it call
+$proxy_url; if the host adds a CSP header of its own, its connect-src must list
+that origin too. To point the site at another proxy, build it again.
 EOF
