@@ -66,7 +66,7 @@ func TestLoadAgainstSimulatedProxy(t *testing.T) {
 		"ADDR": "127.0.0.1:0", "SITE_DIR": t.TempDir(),
 		"SIM_TRAIN_SECONDS": "0.2", "SIM_GENERATE_SECONDS": "0.3", "SIM_CREDITS": "1000000",
 		// A low cap so the run is sure to meet the simulator's 429.
-		"SIM_MAX_ACTIVE": "3",
+		"SIM_MAX_ACTIVE": "1",
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
