@@ -139,8 +139,10 @@ func TestFastPathOverTLS(t *testing.T) {
 	roots := x509.NewCertPool()
 	roots.AddCert(up.Certificate())
 	fp.tls.RootCAs = roots
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
 	for range 3 {
-		req, _ := http.NewRequest("GET", up.URL+"/v1/credits", nil)
+		req, _ := http.NewRequestWithContext(ctx, "GET", up.URL+"/v1/credits", nil)
 		req.Header.Set("x-key", "k")
 		resp, err := fp.RoundTrip(req)
 		if err != nil {
@@ -157,7 +159,7 @@ func TestFastPathOverTLS(t *testing.T) {
 	}
 	// A certificate the client does not trust fails the handshake.
 	fp2 := newFastPath(u, 5*time.Second, http.DefaultTransport)
-	req, _ := http.NewRequest("GET", up.URL+"/v1/credits", nil)
+	req, _ := http.NewRequestWithContext(ctx, "GET", up.URL+"/v1/credits", nil)
 	if _, err := fp2.RoundTrip(req); err == nil || !strings.Contains(err.Error(), "tls") {
 		t.Errorf("untrusted certificate: %v", err)
 	}
