@@ -148,6 +148,12 @@ func (f *fastPath) put(c *upConn) {
 // pool once read to the end.
 func (f *fastPath) exchange(c *upConn, req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
+	// The header deadline is set before the cancel hook exists: set after,
+	// it could overwrite the hook's deadline in the past and leave a
+	// cancelled request waiting for the upstream.
+	if f.header > 0 {
+		_ = c.SetReadDeadline(time.Now().Add(f.header))
+	}
 	// Cancelling the request unblocks any read or write on the connection.
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
 	if err := req.Write(c.bw); err != nil {
@@ -157,9 +163,6 @@ func (f *fastPath) exchange(c *upConn, req *http.Request) (*http.Response, error
 	if err := c.bw.Flush(); err != nil {
 		stop()
 		return nil, ctxErr(ctx, err)
-	}
-	if f.header > 0 {
-		_ = c.SetReadDeadline(time.Now().Add(f.header))
 	}
 	var resp *http.Response
 	for {
@@ -175,6 +178,11 @@ func (f *fastPath) exchange(c *upConn, req *http.Request) (*http.Response, error
 		// 1xx informational answers precede the real one.
 	}
 	_ = c.SetReadDeadline(time.Time{})
+	// The context is done before its hook runs, so if the hook already
+	// fired, this sees it and puts the past deadline back.
+	if ctx.Err() != nil {
+		_ = c.SetDeadline(time.Unix(1, 0))
+	}
 	reusable := !resp.Close && !req.Close && resp.StatusCode != http.StatusSwitchingProtocols
 	resp.Body = &upBody{ReadCloser: resp.Body, c: c, f: f, stop: stop, reusable: reusable}
 	return resp, nil

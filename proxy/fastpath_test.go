@@ -14,15 +14,21 @@ import (
 	"time"
 )
 
-// countingUpstream is an upstream server that counts the connections it
-// accepted, with its handler and tuning supplied by the test.
-func countingUpstream(t *testing.T, h http.HandlerFunc, tune func(*http.Server)) (*httptest.Server, *atomic.Int64) {
+// upConns counts the connections an upstream accepted and closed.
+type upConns struct{ opened, closed atomic.Int64 }
+
+// countingUpstream is an upstream server that counts its connections, with
+// its handler and tuning supplied by the test.
+func countingUpstream(t *testing.T, h http.HandlerFunc, tune func(*http.Server)) (*httptest.Server, *upConns) {
 	t.Helper()
-	var conns atomic.Int64
+	conns := &upConns{}
 	srv := httptest.NewUnstartedServer(h)
 	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
+		switch s {
+		case http.StateNew:
+			conns.opened.Add(1)
+		case http.StateClosed:
+			conns.closed.Add(1)
 		}
 	}
 	if tune != nil {
@@ -30,7 +36,7 @@ func countingUpstream(t *testing.T, h http.HandlerFunc, tune func(*http.Server))
 	}
 	srv.Start()
 	t.Cleanup(srv.Close)
-	return srv, &conns
+	return srv, conns
 }
 
 func getOK(t *testing.T, url string) string {
@@ -61,13 +67,13 @@ func TestFastPathReusesConnections(t *testing.T) {
 			t.Fatalf("request %d got %q: answers crossed", i, body)
 		}
 	}
-	if n := conns.Load(); n != 1 {
+	if n := conns.opened.Load(); n != 1 {
 		t.Errorf("20 sequential GETs used %d upstream connections, want 1", n)
 	}
 	// A submit takes net/http's transport, on its own connection.
 	resp, _ := do(t, "POST", p.base+"/api/v1/delete_finetune", strings.NewReader(`{"finetune_id":"x"}`), nil)
-	if resp.StatusCode != 200 || conns.Load() != 2 {
-		t.Errorf("POST: %d, connections %d, want 2", resp.StatusCode, conns.Load())
+	if resp.StatusCode != 200 || conns.opened.Load() != 2 {
+		t.Errorf("POST: %d, connections %d, want 2", resp.StatusCode, conns.opened.Load())
 	}
 }
 
@@ -77,9 +83,15 @@ func TestFastPathRetriesAClosedIdleConnection(t *testing.T) {
 	}, func(s *http.Server) { s.IdleTimeout = 50 * time.Millisecond })
 	p := start(t, map[string]string{"BFL_API_KEY": testKey, "BFL_API_URL": up.URL})
 	getOK(t, p.base+"/api/v1/credits")
-	time.Sleep(300 * time.Millisecond) // the upstream drops the idle connection
+	deadline := time.Now().Add(10 * time.Second)
+	for conns.closed.Load() == 0 { // wait for the upstream to drop the idle connection
+		if time.Now().After(deadline) {
+			t.Fatal("the upstream never closed its idle connection")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	getOK(t, p.base+"/api/v1/credits")
-	if n := conns.Load(); n != 2 {
+	if n := conns.opened.Load(); n != 2 {
 		t.Errorf("connections %d, want 2 (the closed one replaced)", n)
 	}
 }
@@ -93,14 +105,15 @@ func TestFastPathDoesNotReuseAfterConnectionClose(t *testing.T) {
 	for range 3 {
 		getOK(t, p.base+"/api/v1/credits")
 	}
-	if n := conns.Load(); n != 3 {
+	if n := conns.opened.Load(); n != 3 {
 		t.Errorf("connections %d, want 3", n)
 	}
 }
 
 func TestFastPathClientCancelReachesUpstream(t *testing.T) {
-	gone := make(chan struct{})
+	entered, gone := make(chan struct{}), make(chan struct{})
 	up, _ := countingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
 		select {
 		case <-r.Context().Done():
 			close(gone)
@@ -108,8 +121,12 @@ func TestFastPathClientCancelReachesUpstream(t *testing.T) {
 		}
 	}, nil)
 	p := start(t, map[string]string{"BFL_API_KEY": testKey, "BFL_API_URL": up.URL})
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
+	go func() {
+		<-entered
+		cancel()
+	}()
 	req, _ := http.NewRequestWithContext(ctx, "GET", p.base+"/api/v1/credits", nil)
 	if resp, err := client().Do(req); err == nil {
 		resp.Body.Close()
