@@ -3,13 +3,17 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
@@ -225,4 +229,59 @@ func ms(xs []float64) string {
 		parts[i] = fmt.Sprintf("%.0f", x)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// TestCoreInBrowser runs app/core's browser tests (IndexedDB storage, the
+// promise helper, XMLHttpRequest uploads with progress) as a js/wasm test
+// binary in Chromium, on a page the proxy serves, so the upload goes through
+// the proxy to the simulator. Under Node these tests skip; here a skip fails.
+func TestCoreInBrowser(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	build := exec.CommandContext(ctx, "go", "test", "-c", "-o", filepath.Join(dir, "core.test.wasm"), "github.com/fluxforge/fluxforge/app/core")
+	build.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build the core tests for js/wasm: %v\n%s", err, out)
+	}
+	wasmExec, err := os.ReadFile(filepath.Join(runtime.GOROOT(), "lib", "wasm", "wasm_exec.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		"wasm_exec.js": string(wasmExec),
+		"runner.html":  `<!doctype html><title>core tests</title><script src="/wasm_exec.js"></script><script src="/runner.js"></script>`,
+		// Scripts are external files: the proxy's CSP allows no inline script.
+		"runner.js": `const lines = [];
+window.testOutput = lines;
+const log = console.log;
+console.log = (...a) => { lines.push(a.join(" ")); log(...a); };
+const go = new Go();
+go.argv = ["core.test", "-test.v", "-test.run=^TestBrowser"];
+go.exit = (code) => { window.goExit = code; };
+fetch("/core.test.wasm")
+  .then((r) => r.arrayBuffer())
+  .then((b) => WebAssembly.instantiate(b, go.importObject))
+  .then((r) => go.run(r.instance))
+  .catch((e) => { lines.push("runner: " + e); window.goExit = -1; });`,
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := StartProxy(t, map[string]string{"SITE_DIR": dir})
+	b := NewBrowser(t)
+	b.Do(t, chromedp.Navigate(p.URL+"/runner"))
+	b.WaitTrue(t, `window.goExit !== undefined`)
+	out := Eval[string](t, b, `window.testOutput.join("\n")`)
+	if code := Eval[int](t, b, `window.goExit`); code != 0 {
+		t.Fatalf("core tests in Chromium exited %d:\n%s", code, out)
+	}
+	for _, name := range []string{"TestBrowserIndexedDB", "TestBrowserAwaitRejects", "TestBrowserUploadProgress"} {
+		if !strings.Contains(out, "--- PASS: "+name) {
+			t.Errorf("%s did not pass in Chromium:\n%s", name, out)
+		}
+	}
+	t.Log(out)
 }
