@@ -108,10 +108,10 @@ func TestFlags(t *testing.T) {
 	if !f.Enabled(FlagBatches) {
 		t.Error("proxy default not applied")
 	}
-	if err := f.Set(FlagBatches, false); err != nil || f.Enabled(FlagBatches) {
+	if err := c.Set(f.Key(FlagBatches), false); err != nil || f.Enabled(FlagBatches) {
 		t.Errorf("user override: %v", err)
 	}
-	f.Reset(FlagBatches)
+	c.Reset(f.Key(FlagBatches))
 	if !f.Enabled(FlagBatches) {
 		t.Error("reset did not return to the proxy's value")
 	}

@@ -40,12 +40,6 @@ func NewFlags(cfg *Config) *Flags { return &Flags{cfg: cfg} }
 // Enabled reports whether the named feature is on; unknown names are off.
 func (f *Flags) Enabled(name string) bool { return f.cfg.Bool(flagPrefix + name) }
 
-// Set turns a feature on or off for this user.
-func (f *Flags) Set(name string, on bool) error { return f.cfg.Set(flagPrefix+name, on) }
-
-// Reset returns a flag to the proxy's value or the default.
-func (f *Flags) Reset(name string) { f.cfg.Reset(flagPrefix + name) }
-
 // List describes every flag.
 func (f *Flags) List() []FlagInfo { return flagInfos() }
 

@@ -247,7 +247,7 @@ func (s *shell) renderBadge() app.UI {
 	switch {
 	case s.offline:
 		text, class, title = "offline", "badge offline", "The proxy cannot be reached: your saved work is still here."
-	case s.health.Mode == "simulated":
+	case s.health.Simulated():
 		text, class, title = "simulated", "badge simulated", "No BFL key on the proxy: a built-in simulator answers. Nothing is charged."
 	case s.health.Mode == "live":
 		text, class, title = "live", "badge live", "Requests go to BFL and cost credits."
