@@ -108,11 +108,13 @@ func (c *Config) check() error {
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		return configError("ADDR", "%q must be host:port or :port (%v)", c.Addr, err)
 	}
-	for _, o := range c.Origins {
-		ou, err := url.Parse(o)
+	for i, o := range c.Origins {
+		ou, err := url.Parse(strings.TrimSpace(o))
 		if err != nil || (ou.Scheme != "https" && ou.Scheme != "http") || ou.Host == "" || (ou.Path != "" && ou.Path != "/") || ou.User != nil || ou.RawQuery != "" {
 			return configError("CORS_ORIGINS", "%q is not an origin like https://app.example.com (scheme and host only)", o)
 		}
+		// Browsers send the origin without a trailing slash; compare that.
+		c.Origins[i] = ou.Scheme + "://" + ou.Host
 	}
 	for name, v := range map[string]int64{"MAX_BODY_MB": c.MaxBodyMB, "MAX_IMAGE_MB": c.MaxImageMB} {
 		if v < 1 || v > 1<<20 {

@@ -57,7 +57,7 @@ func TestConfigValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg, err := loadConfig(getenv(map[string]string{
-		"BFL_API_KEY": " k ", "BFL_API_URL": "http://127.0.0.1:9000/", "CORS_ORIGINS": "https://a.example,http://localhost:3000",
+		"BFL_API_KEY": " k ", "BFL_API_URL": "http://127.0.0.1:9000/", "CORS_ORIGINS": "https://a.example/, http://localhost:3000",
 		"SIM_TRAIN_SECONDS": "2", "SIM_KEY": "ignored", "CONFIG_FILE": file, "MAX_BODY_MB": "1",
 	}))
 	if err != nil {
@@ -69,7 +69,7 @@ func TestConfigValues(t *testing.T) {
 	if cfg.upstreamOrigin() != "http://127.0.0.1:9000" || cfg.upstream.Path != "" {
 		t.Errorf("upstream %v", cfg.upstream)
 	}
-	if len(cfg.Origins) != 2 || cfg.Sim.TrainDuration.D() != 2*time.Second || cfg.Sim.Key != "" {
+	if strings.Join(cfg.Origins, ",") != "https://a.example,http://localhost:3000" || cfg.Sim.TrainDuration.D() != 2*time.Second || cfg.Sim.Key != "" {
 		t.Errorf("origins %v, train %v, sim key %q", cfg.Origins, cfg.Sim.TrainDuration, cfg.Sim.Key)
 	}
 	if cfg.client.Flags["legacy"] != true || cfg.client.UI["theme"] != "dark" {

@@ -48,6 +48,12 @@ func newServer(cfg Config, logger *slog.Logger) (*server, error) {
 		inflight:   make(chan struct{}, cfg.MaxConcurrent),
 		corsPolicy: newCORS(cfg.Origins),
 	}
+	built := false
+	defer func() {
+		if !built {
+			s.close()
+		}
+	}()
 	for _, e := range bfl.Catalog() {
 		s.methods[e.Name] = e.Method
 	}
@@ -101,6 +107,7 @@ func newServer(cfg Config, logger *slog.Logger) (*server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: CONFIG_FILE: cannot be served as JSON: %w", ErrConfig, err)
 	}
+	built = true
 	return s, nil
 }
 
