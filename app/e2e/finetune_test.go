@@ -262,3 +262,33 @@ func TestFinetune422LandsOnItsFieldKeepingDatasetAndForm(t *testing.T) {
 		t.Errorf("caption lost in the draft: %q", c)
 	}
 }
+
+func TestFinetuneDropAddsImagesAndCaptions(t *testing.T) {
+	p := StartProxy(t, nil)
+	b := NewBrowser(t)
+	openFinetune(t, b, p.URL)
+	// A synthetic drop, as a file manager would make it: an image the page
+	// draws itself and its caption.
+	prevented := Eval[bool](t, b, `(async () => {
+		const c = new OffscreenCanvas(320, 240);
+		const g = c.getContext('2d');
+		g.fillStyle = '#c33'; g.fillRect(0, 0, 320, 240);
+		g.fillStyle = '#fff'; g.fillRect(40, 40, 100, 80);
+		const png = await c.convertToBlob({type: 'image/png'});
+		const dt = new DataTransfer();
+		dt.items.add(new File([png], 'dropped.png', {type: 'image/png'}));
+		dt.items.add(new File(['TOK by the window'], 'dropped.txt', {type: 'text/plain'}));
+		const zone = document.getElementById('dataset-drop');
+		zone.dispatchEvent(new DragEvent('dragover', {dataTransfer: dt, bubbles: true, cancelable: true}));
+		return !zone.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
+	})()`)
+	if !prevented {
+		t.Error("the drop was not handled (the browser would open the file instead)")
+	}
+	b.WaitText(t, "#dataset-summary", "1 image(s)")
+	b.WaitText(t, `.thumb[data-name="dropped.png"] .thumb-sizes`, "320×240")
+	if c := Eval[string](t, b, `document.querySelector('.thumb[data-name="dropped.png"] textarea')?.value ?? ''`); c != "TOK by the window" {
+		t.Errorf("dropped caption not paired: %q", c)
+	}
+	b.CheckConsole(t)
+}
