@@ -128,7 +128,8 @@ func TestUpdateBanner(t *testing.T) {
 	next := nextVersionOf(t, SiteDir())
 	p.Stop(t)
 	StartProxy(t, map[string]string{"ADDR": p.Addr, "SITE_DIR": next})
-	b.Do(t, chromedp.Evaluate[chromedp.Void]("goappTryUpdate()"))
+	// The shell checks for a new version when the page becomes visible again.
+	b.Do(t, chromedp.Evaluate[chromedp.Void](`document.dispatchEvent(new Event("visibilitychange"))`))
 	b.Do(t, chromedp.WaitVisible(chromedp.CSS("#update-banner")))
 	b.Do(t, chromedp.Click(chromedp.CSS("#update-reload")), WaitWasm())
 	b.WaitTrue(t, `!document.querySelector("#update-banner")`)
