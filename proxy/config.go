@@ -104,6 +104,9 @@ func (c *Config) check() error {
 		return configError("BFL_API_URL", "%q must use https (plain http is only allowed for a loopback host)", c.APIURL)
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
+	if strings.HasSuffix(u.Path, "/v1") {
+		return configError("BFL_API_URL", "%q should stop before /v1 (the proxy adds /v1/<endpoint> itself)", c.APIURL)
+	}
 	c.upstream = u
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		return configError("ADDR", "%q must be host:port or :port (%v)", c.Addr, err)

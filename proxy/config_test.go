@@ -88,6 +88,7 @@ func TestConfigRejectsBadValues(t *testing.T) {
 		{"BFL_API_URL", "https://user:pw@api.us1.bfl.ai"},
 		{"BFL_API_URL", "https://api.us1.bfl.ai/?x=1"},
 		{"BFL_API_URL", "ftp://api.us1.bfl.ai"},
+		{"BFL_API_URL", "https://api.us1.bfl.ai/v1/"},
 		{"ADDR", "8080"},
 		{"CORS_ORIGINS", "app.example.com"},
 		{"CORS_ORIGINS", "https://app.example.com/path"},
