@@ -178,6 +178,9 @@ func TestLargeUploadStreams(t *testing.T) {
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	elapsed := time.Since(start)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
 	g := growth()
 	if r := up.requests(); len(r) != 1 || r[0].bodyLen != size {
 		t.Fatalf("upstream got %+v, want one %d-byte body", r, size)

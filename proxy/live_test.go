@@ -46,6 +46,10 @@ func newFakeBFL(t testing.TB) *fakeBFL {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"id":"task-1","polling_url":"`+f.URL+`/v1/get_result?id=task-1"}`)
 	})
+	f.mux.HandleFunc("POST /v1/finetune", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"id":"ft-1","polling_url":"`+f.URL+`/v1/get_result?id=ft-1"}`)
+	})
 	f.mux.HandleFunc("GET /v1/get_result", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"id":"`+r.URL.Query().Get("id")+`","status":"Ready","result":{"sample":"`+f.URL+`/delivery/a.png"},"progress":1}`)
