@@ -149,9 +149,10 @@ func (s *Drafts) Clear(ctx context.Context) error {
 // Debouncer runs the latest function given to Trigger once no new call has
 // come for Delay, so typing a caption saves once, not per keystroke.
 type Debouncer struct {
-	Delay time.Duration
-	mu    sync.Mutex
-	timer *time.Timer
+	Delay   time.Duration
+	mu      sync.Mutex
+	timer   *time.Timer
+	pending func()
 }
 
 // Trigger schedules fn, replacing any function still waiting.
@@ -161,16 +162,35 @@ func (d *Debouncer) Trigger(fn func()) {
 	if d.timer != nil {
 		d.timer.Stop()
 	}
-	d.timer = time.AfterFunc(d.Delay, fn)
+	d.pending = fn
+	d.timer = time.AfterFunc(d.Delay, func() {
+		if run := d.take(); run != nil {
+			run()
+		}
+	})
 }
 
-// Stop drops the waiting function, if any: starting a training must not be
-// followed by a late save that brings the sent draft back.
-func (d *Debouncer) Stop() {
+// take returns the waiting function, if any, and forgets it.
+func (d *Debouncer) take() func() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.timer != nil {
 		d.timer.Stop()
 		d.timer = nil
+	}
+	fn := d.pending
+	d.pending = nil
+	return fn
+}
+
+// Stop drops the waiting function, if any: starting a training must not be
+// followed by a late save that brings the sent draft back.
+func (d *Debouncer) Stop() { d.take() }
+
+// Flush runs the waiting function now, if any, on its own goroutine, so
+// leaving the tab right after an edit still saves it.
+func (d *Debouncer) Flush() {
+	if run := d.take(); run != nil {
+		go run()
 	}
 }

@@ -213,4 +213,15 @@ func TestDebouncerRunsOnlyTheLast(t *testing.T) {
 	if ran.Load() != 1 {
 		t.Error("a stopped debouncer still ran its function")
 	}
+
+	flushed := make(chan struct{})
+	slow := Debouncer{Delay: time.Hour}
+	slow.Trigger(func() { close(flushed) })
+	slow.Flush()
+	select {
+	case <-flushed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Flush did not run the waiting function")
+	}
+	slow.Flush() // nothing waits any more: must not run it twice (close would panic)
 }

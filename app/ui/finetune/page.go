@@ -21,6 +21,9 @@ import (
 // draftDelay debounces draft saves: typing a caption saves once it pauses.
 const draftDelay = 600 * time.Millisecond
 
+// maxCaptionBytes refuses .txt files that cannot be captions before reading them.
+const maxCaptionBytes = 64 << 10
+
 // progressEvery throttles upload-progress re-renders.
 const progressEvery = 100 * time.Millisecond
 
@@ -62,6 +65,8 @@ func New(c *container.Container) app.Composer {
 
 // OnMount restores the draft and the jobs, and resumes polling unfinished jobs.
 func (p *Page) OnMount(ctx app.Context) {
+	// A re-mounted instance starts over from storage, the only source of truth.
+	p.ds, p.form, p.restored, p.jobs, p.saves = &finetuning.Dataset{}, finetuning.NewForm(), false, nil, 0
 	p.ctx = ctx
 	p.run, p.cancel = context.WithCancel(ctx)
 	p.now = time.Now()
@@ -96,8 +101,10 @@ func (p *Page) OnMount(ctx app.Context) {
 	ctx.Async(p.tick)
 }
 
-// OnDismount stops polling and frees thumbnails; the jobs resume on return.
+// OnDismount saves a pending draft, stops polling and frees thumbnails;
+// the jobs resume on return.
 func (p *Page) OnDismount() {
+	p.saver.Flush()
 	if p.cancel != nil {
 		p.cancel()
 	}
@@ -186,12 +193,11 @@ func (p *Page) snapshotSave() func() {
 	if p.svc == nil || !p.restored {
 		return nil
 	}
-	ds, form, svc, run, ctx := p.ds.Clone(), p.form.Clone(), p.svc, p.run, p.ctx
+	ds, form, svc, ctx := p.ds.Clone(), p.form.Clone(), p.svc, p.ctx
+	// Leaving the tab cancels p.run, but not a save already decided on.
+	save := context.WithoutCancel(p.run)
 	return func() {
-		err := svc.Drafts.Save(run, ds, form)
-		if run.Err() != nil {
-			return
-		}
+		err := svc.Drafts.Save(save, ds, form)
 		ctx.Dispatch(func(ctx app.Context) {
 			if err != nil {
 				notify.Show(ctx, notify.Error, "Your draft could not be saved, so a reload would lose it: "+notify.Message(err))
@@ -233,6 +239,9 @@ func (p *Page) addOne(f droppedFile) error {
 	case strings.HasPrefix(f.name, "."):
 		return nil
 	case finetuning.IsCaptionName(f.name):
+		if f.blob.Get("size").Int() > maxCaptionBytes {
+			return fmt.Errorf("%s is too large for a caption (over %d KB)", f.name, maxCaptionBytes>>10)
+		}
 		data, err := blobBytes(f.blob)
 		if err != nil {
 			return fmt.Errorf("%s: %w", f.name, err)

@@ -185,6 +185,17 @@ func (p *Page) renderForm() app.UI {
 	)
 }
 
+// presetSummary lists what a preset sets, so choosing one hides nothing.
+func presetSummary(pr finetuning.Preset) string {
+	var parts []string
+	for _, f := range finetuning.FormFields(false) {
+		if v, ok := pr.Values[f.Name]; ok && f.Name != finetuning.FieldMode {
+			parts = append(parts, label(f.Name)+" "+v)
+		}
+	}
+	return "(" + strings.Join(parts, ", ") + ")"
+}
+
 // labels are friendlier names than the API's for a few fields.
 var labels = map[string]string{
 	finetuning.FieldComment: "Name", finetuning.FieldTrigger: "Trigger word", finetuning.FieldType: "Finetune type",
