@@ -152,6 +152,9 @@ func (c *Config) check() error {
 		if err := dec.Decode(&c.client); err != nil {
 			return configError("CONFIG_FILE", "%s is not {\"flags\":{...},\"ui\":{...}}: %v", c.ConfigFile, err)
 		}
+		if dec.More() {
+			return configError("CONFIG_FILE", "%s has text after its JSON object", c.ConfigFile)
+		}
 	}
 	if c.client.Flags == nil {
 		c.client.Flags = map[string]any{}

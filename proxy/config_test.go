@@ -78,9 +78,14 @@ func TestConfigValues(t *testing.T) {
 }
 
 func TestConfigRejectsBadValues(t *testing.T) {
-	bad := filepath.Join(t.TempDir(), "bad.json")
-	if err := os.WriteFile(bad, []byte(`{"flags": [1,2]}`), 0o600); err != nil {
-		t.Fatal(err)
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.json")
+	trailing := filepath.Join(dir, "trailing.json")
+	unknown := filepath.Join(dir, "unknown.json")
+	for name, text := range map[string]string{bad: `{"flags": [1,2]}`, trailing: `{"flags":{}} {"ui":{}}`, unknown: `{"flag":{}}`} {
+		if err := os.WriteFile(name, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, c := range []struct{ name, value string }{
 		{"BFL_API_URL", "http://api.us1.bfl.ai"},
@@ -105,6 +110,8 @@ func TestConfigRejectsBadValues(t *testing.T) {
 		{"SHUTDOWN_TIMEOUT", "x"},
 		{"CONFIG_FILE", filepath.Join(t.TempDir(), "missing.json")},
 		{"CONFIG_FILE", bad},
+		{"CONFIG_FILE", trailing},
+		{"CONFIG_FILE", unknown},
 		{"SIM_TRAIN_SECONDS", "-3"},
 		{"SIM_MAX_ACTIVE", "lots"},
 	} {
