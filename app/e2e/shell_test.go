@@ -286,3 +286,23 @@ fetch("/core.test.wasm")
 	}
 	t.Log(out)
 }
+
+// TestProxyDefaults: the proxy's CONFIG_FILE sets flag and UI defaults; the
+// settings page says where each value comes from, and the user still wins.
+func TestProxyDefaults(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(file, []byte(`{"flags":{"batches":true},"ui":{"start_tab":"models"}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := StartProxy(t, map[string]string{"CONFIG_FILE": file})
+	b := NewBrowser(t)
+	b.Open(t, p.URL+"/")
+	assertTab(t, b, "models")
+	b.Open(t, p.URL+"/settings")
+	b.WaitTrue(t, `document.querySelector("#setting-flag-batches").checked`)
+	b.WaitText(t, "#settings", "set by the proxy")
+	b.Do(t, chromedp.Click(chromedp.CSS("#setting-flag-batches")))
+	b.Do(t, chromedp.WaitVisible(chromedp.CSS("#reset-flag-batches")))
+	b.WaitTrue(t, `!document.querySelector("#setting-flag-batches").checked`)
+	b.CheckConsole(t)
+}
