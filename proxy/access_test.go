@@ -184,3 +184,59 @@ func TestShutdownLetsInFlightRequestsFinish(t *testing.T) {
 		t.Error("the proxy still accepts connections after shutdown")
 	}
 }
+
+// Another web page must not be able to spend the user's credits: its
+// requests carry its Origin, or (DNS rebinding) a Host that is its own name.
+func TestOtherPagesCannotCallTheAPI(t *testing.T) {
+	up := newFakeBFL(t)
+	p := startLive(t, up, nil)
+	submit := func(base string, hdr http.Header, host string) int {
+		req, err := http.NewRequest("POST", base+"/api/v1/flux-pro-1.1-ultra-finetuned", strings.NewReader(`{"prompt":"x"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header = hdr
+		if host != "" {
+			req.Host = host
+		}
+		resp, err := client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	port := p.base[strings.LastIndexByte(p.base, ':')+1:]
+	for _, c := range []struct {
+		name   string
+		hdr    http.Header
+		host   string
+		status int
+	}{
+		{"cross-site form post", http.Header{"Origin": {"https://evil.example"}, "Content-Type": {"text/plain"}}, "", http.StatusForbidden},
+		{"sandboxed page", http.Header{"Origin": {"null"}}, "", http.StatusForbidden},
+		{"same host, other port", http.Header{"Origin": {"http://127.0.0.1:1"}}, "", http.StatusForbidden},
+		{"DNS rebinding", http.Header{"Origin": {"http://rebind.evil.example:" + port}}, "rebind.evil.example:" + port, http.StatusForbidden},
+		{"the PWA itself", http.Header{"Origin": {p.base}}, "", http.StatusOK},
+		{"the PWA on localhost", http.Header{"Origin": {"http://localhost:" + port}}, "localhost:" + port, http.StatusOK},
+		{"curl (no Origin)", http.Header{}, "", http.StatusOK},
+	} {
+		if got := submit(p.base, c.hdr, c.host); got != c.status {
+			t.Errorf("%s: %d, want %d", c.name, got, c.status)
+		}
+	}
+	if n := len(up.requests()); n != 3 {
+		t.Errorf("upstream saw %d submits, want only the 3 allowed", n)
+	}
+
+	// With a token the proxy may be served under a name, and CORS_ORIGINS
+	// may call it.
+	p2 := startLive(t, up, map[string]string{"PROXY_TOKEN": "tok", "CORS_ORIGINS": "https://app.example.com"})
+	auth := "Bearer tok"
+	if got := submit(p2.base, http.Header{"Authorization": {auth}, "Origin": {"https://app.example.com"}}, "proxy.example.com"); got != http.StatusOK {
+		t.Errorf("listed origin to a named proxy: %d", got)
+	}
+	if got := submit(p2.base, http.Header{"Authorization": {auth}, "Origin": {"https://evil.example"}}, "proxy.example.com"); got != http.StatusForbidden {
+		t.Errorf("unlisted origin, even with the token: %d", got)
+	}
+}

@@ -5,9 +5,12 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -131,6 +134,65 @@ func (s *server) requireToken(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// guardOrigin stops other web pages from spending the user's credits
+// through this proxy. A browser names the page that sent a request in
+// Origin, and a page cannot forge it: only this proxy's own origin and the
+// CORS_ORIGINS may call the API. Without a PROXY_TOKEN the API also answers
+// only requests addressed to localhost or an IP address, because a page
+// can point its own DNS name at 127.0.0.1 (DNS rebinding) and so appear to
+// be same-origin.
+func (s *server) guardOrigin(next http.Handler) http.Handler {
+	allowed := map[string]bool{}
+	for _, o := range s.cfg.Origins {
+		allowed[o] = true
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.Token == "" && !localHost(r.Host) {
+			writeDetail(w, http.StatusForbidden, fmt.Sprintf(
+				"requests addressed to %q are refused: without a PROXY_TOKEN the API answers only on localhost or an IP address", r.Host))
+			return
+		}
+		if origin := r.Header.Get("Origin"); origin != "" && !allowed[origin] && !sameHost(origin, r.Host) {
+			writeDetail(w, http.StatusForbidden, fmt.Sprintf(
+				"a page from %q may not call this proxy; list that origin in CORS_ORIGINS if it is yours", origin))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// localHost reports whether a Host header names this machine by a name no
+// outside DNS controls, or by an IP address.
+func localHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	return host == "localhost" || strings.HasSuffix(host, ".localhost") || net.ParseIP(host) != nil
+}
+
+// sameHost reports whether an Origin header names the host (and port) the
+// request was sent to.
+func sameHost(origin, hostport string) bool {
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	return withPort(u.Host, u.Scheme) == withPort(hostport, u.Scheme)
+}
+
+func withPort(hostport, scheme string) string {
+	hostport = strings.ToLower(hostport)
+	if _, _, err := net.SplitHostPort(hostport); err == nil {
+		return hostport
+	}
+	if scheme == "https" {
+		return net.JoinHostPort(strings.Trim(hostport, "[]"), "443")
+	}
+	return net.JoinHostPort(strings.Trim(hostport, "[]"), "80")
 }
 
 // limit answers 503 at once past MAX_CONCURRENT requests in flight, rather

@@ -3,10 +3,10 @@ package proxy
 import "net/http"
 
 // routes is the proxy's whole surface. Everything under /api/ goes through
-// CORS, the token check and the in-flight limit; /healthz only through CORS;
-// anything else is the PWA.
+// CORS, the origin guard, the token check and the in-flight limit; /healthz
+// only through CORS; anything else is the PWA.
 func (s *server) routes() http.Handler {
-	api := func(h http.Handler) http.Handler { return s.cors(s.requireToken(s.limit(h))) }
+	api := func(h http.Handler) http.Handler { return s.cors(s.guardOrigin(s.requireToken(s.limit(h)))) }
 
 	mux := http.NewServeMux()
 	mux.Handle("/healthz", s.cors(s.handleHealth()))
