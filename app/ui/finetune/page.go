@@ -42,6 +42,7 @@ type Page struct {
 	form     finetuning.Form
 	thumbs   map[string]string // image name -> object URL
 	adding   int               // files still being read or downscaled
+	over     bool              // files are dragged over the drop zone
 	addErrs  []string
 	saver    finetuning.Debouncer
 	saves    int // drafts saved since the tab opened

@@ -67,6 +67,10 @@ func TestRenderShowsEveryCatalogFieldWithRangeAndAutomaticRate(t *testing.T) {
 	if !strings.Contains(out, "Range 100 to 1000. Default 300.") {
 		t.Error("iterations range and default not shown")
 	}
+	if !strings.Contains(out, `id="preset-general-quick"`) ||
+		!strings.Contains(out, "(Iterations 150, Priority speed, Finetune type lora, Lora rank 16)") {
+		t.Error("presets do not show what they set")
+	}
 	if !strings.Contains(out, "1e-05 (automatic for full)") {
 		t.Error("learning rate does not show the full default")
 	}

@@ -26,23 +26,30 @@ func (p *Page) Render() app.UI {
 
 func (p *Page) renderDataset() app.UI {
 	orig, sent := p.ds.Bytes()
-	return app.Section().ID("dataset").Class("panel").Body(
+	return app.Section().ID("dataset").Class("card").Body(
 		app.H3().Text("Dataset"),
-		app.Div().ID("dataset-drop").Class("dropzone").
-			OnDragOver(func(ctx app.Context, e app.Event) { e.PreventDefault() }).
+		app.Div().ID("dataset-drop").Class("dropzone").Class(map[bool]string{true: "over"}[p.over]).
+			OnDragOver(func(ctx app.Context, e app.Event) {
+				e.PreventDefault()
+				if p.over {
+					ctx.PreventUpdate() // dragover repeats every few ms
+				}
+				p.over = true
+			}).
+			OnDragLeave(func(ctx app.Context, e app.Event) { p.over = false }).
 			OnDrop(p.onDrop).
 			Body(
 				app.P().Text("Drop photos, a folder, or a ZIP here (JPG, PNG or WebP; same-name .txt files are captions)."),
 				app.Label().Class("button").Body(
 					app.Text("Choose files"),
-					app.Input().ID("dataset-input").Type("file").Multiple(true).Class("visually-hidden").
+					app.Input().ID("dataset-input").Type("file").Multiple(true).Hidden(true).
 						Accept("image/jpeg,image/png,image/webp,.jpg,.jpeg,.png,.webp,.txt,.zip").
 						OnChange(p.onPick),
 				),
 				app.Label().Class("button").Body(
 					app.Text("Choose a folder"),
 					app.Input().ID("folder-input").Type("file").Multiple(true).Attr("webkitdirectory", true).
-						Class("visually-hidden").OnChange(p.onPick),
+						Hidden(true).OnChange(p.onPick),
 				),
 				app.If(!p.restored && p.svc != nil, func() app.UI {
 					return app.P().Class("muted").Text("Restoring your draft…")
@@ -59,21 +66,21 @@ func (p *Page) renderDataset() app.UI {
 			Text(map[bool]string{true: "Your draft is saved in this browser.", false: ""}[p.saves > 0]),
 		app.P().ID("dataset-summary").DataSet("original", orig).DataSet("sent", sent).Textf("%d image(s) · %s original · %s to send",
 			len(p.ds.Images), size(orig), size(sent)),
-		app.Div().Class("toolbar").Body(
-			app.Button().ID("bulk-trigger").Text("Add trigger word to captions").
+		app.Div().Class("row").Body(
+			app.Button().ID("bulk-trigger").Class("button").Text("Add trigger word to captions").
 				Disabled(len(p.ds.Images) == 0).OnClick(func(ctx app.Context, e app.Event) {
 				if n := p.ds.InsertTrigger(p.form.Trigger()); n > 0 {
 					p.changed()
 				}
 			}),
-			app.Button().ID("bulk-clear").Text("Clear captions").
+			app.Button().ID("bulk-clear").Class("button").Text("Clear captions").
 				Disabled(len(p.ds.Images) == 0).OnClick(func(ctx app.Context, e app.Event) {
 				p.ds.ClearCaptions()
 				p.changed()
 			}),
 		),
 		p.renderChecks(),
-		app.Ul().ID("dataset-grid").Class("thumbs").Body(
+		app.Ul().ID("dataset-grid").Class("thumbs").Style("list-style", "none").Style("padding", "0").Body(
 			app.Range(p.ds.Images).Slice(func(i int) app.UI { return p.renderImage(i) }),
 		),
 	)
@@ -99,7 +106,7 @@ func (p *Page) renderImage(i int) app.UI {
 			p.ds.SetCaption(name, ctx.JSSrc().Get("value").String())
 			p.changed()
 		}),
-		app.Button().Class("remove").Title("Remove "+name).Text("Remove").
+		app.Button().Class("button remove").Title("Remove "+name).Text("Remove").
 			OnClick(func(ctx app.Context, e app.Event) { p.removeImage(name) }),
 	)
 }
@@ -108,14 +115,15 @@ func (p *Page) renderChecks() app.UI {
 	checks := p.ds.Checks(p.form.Trigger())
 	return app.Div().ID("checks").Class("checks").Body(
 		app.If(len(checks) == 0, func() app.UI {
-			return app.P().Class("check check-ok").Text("The dataset is ready to send.")
+			return app.P().Class("check check-ok").Body(app.Span().Class("chip ok").Text("Ready"), app.Text(" The dataset is ready to send."))
 		}),
-		app.Ul().Body(
+		app.Ul().Style("list-style", "none").Style("padding", "0").Body(
 			app.Range(checks).Slice(func(i int) app.UI {
 				c := checks[i]
 				return app.Li().Class("check check-"+string(c.Level)).Body(
-					app.Strong().Text(map[finetuning.Level]string{finetuning.LevelError: "Error: ", finetuning.LevelWarning: "Warning: "}[c.Level]),
-					app.Text(c.Message),
+					app.Span().Class(map[finetuning.Level]string{finetuning.LevelError: "chip error", finetuning.LevelWarning: "chip warn"}[c.Level]).
+						Text(map[finetuning.Level]string{finetuning.LevelError: "Error", finetuning.LevelWarning: "Warning"}[c.Level]),
+					app.Text(" "+c.Message),
 				)
 			}),
 		),
@@ -131,6 +139,7 @@ func (p *Page) onPick(ctx app.Context, e app.Event) {
 
 func (p *Page) onDrop(ctx app.Context, e app.Event) {
 	e.PreventDefault()
+	p.over = false
 	dt := e.Get("dataTransfer")
 	entries := dropEntries(dt)
 	if len(entries) == 0 {
@@ -163,18 +172,21 @@ func (p *Page) renderForm() app.UI {
 	}
 	mode := p.form[finetuning.FieldMode]
 	presets := finetuning.Presets(mode)
-	return app.Section().ID("training-form").Class("panel").Body(
+	return app.Section().ID("training-form").Class("card").Body(
 		app.H3().Text("Training"),
-		app.Div().ID("presets").Class("presets").Body(
-			app.Span().Class("muted").Textf("Presets for %s: ", mode),
+		app.Div().ID("presets").Body(
+			app.P().Class("muted").Textf("Presets for the %s mode:", mode),
 			app.Range(presets).Slice(func(i int) app.UI {
 				pr := presets[i]
-				return app.Button().ID("preset-" + pr.ID).Title(pr.Why).Text(pr.Name).
-					OnClick(func(ctx app.Context, e app.Event) {
-						p.form = p.form.Apply(pr)
-						p.fieldErrs = nil
-						p.changed()
-					})
+				return app.Div().Class("row preset").Body(
+					app.Button().ID("preset-"+pr.ID).Class("button").Text(pr.Name).
+						OnClick(func(ctx app.Context, e app.Event) {
+							p.form = p.form.Apply(pr)
+							p.fieldErrs = nil
+							p.changed()
+						}),
+					app.Span().Class("hint").Text(pr.Why+" "+presetSummary(pr)),
+				)
 			}),
 		),
 		app.Div().Class("fields").Body(main...),
@@ -224,7 +236,7 @@ func (p *Page) renderField(f bfl.Field) app.UI {
 		input = app.Select().ID(id).Body(opts...).OnChange(onInput)
 	case f.Type == bfl.Boolean:
 		on := value == "true" || (value == "" && f.Default == true)
-		input = app.Input().ID(id).Type("checkbox").Checked(on).OnChange(func(ctx app.Context, e app.Event) {
+		input = app.Input().ID(id).Type("checkbox").Checked(on).Style("align-self", "flex-start").OnChange(func(ctx app.Context, e app.Event) {
 			p.setField(f.Name, strconv.FormatBool(ctx.JSSrc().Get("checked").Bool()))
 		})
 	default:
@@ -250,7 +262,7 @@ func (p *Page) renderField(f bfl.Field) app.UI {
 	return app.Div().Class("field").Body(
 		app.Label().For(id).Body(app.Text(name), app.If(f.Required, func() app.UI { return app.Span().Class("required").Text(" *") })),
 		input,
-		app.Small().Class("hint").Text(f.Hint+rule(f)),
+		app.P().Class("hint").Text(f.Hint+rule(f)),
 		app.P().ID(id+"-error").Class("field-error").Hidden(errMsg == "").Text(errMsg),
 	)
 }
@@ -302,7 +314,7 @@ func (p *Page) renderStart() app.UI {
 	if p.total > 0 {
 		pct = float64(p.sent) * 100 / float64(p.total)
 	}
-	return app.Div().Class("start").Body(
+	return app.Div().Class("start row").Body(
 		app.Button().ID("start-training").Class("primary").Text("Start training").
 			Disabled(busy || blocked != "" || !p.restored).OnClick(p.start),
 		app.If(blocked != "" && !busy, func() app.UI {
@@ -313,7 +325,7 @@ func (p *Page) renderStart() app.UI {
 		}),
 		app.If(p.uploading, func() app.UI {
 			return app.Div().Body(
-				app.Progress().ID("upload-progress").Max(100).Value(fmt.Sprintf("%.0f", pct)).DataSet("total", p.total),
+				app.Progress().ID("upload-progress").Class("progress").Max(100).Value(fmt.Sprintf("%.0f", pct)).DataSet("total", p.total),
 				app.Span().ID("upload-label").Textf(" %s of %s sent", size(p.sent), size(p.total)),
 			)
 		}),
@@ -322,12 +334,12 @@ func (p *Page) renderStart() app.UI {
 }
 
 func (p *Page) renderJobs() app.UI {
-	return app.Section().ID("jobs").Class("panel").Body(
+	return app.Section().ID("jobs").Class("card").Body(
 		app.H3().Text("Jobs"),
 		app.If(len(p.jobs) == 0, func() app.UI {
 			return app.P().Class("muted").Text("Trainings you start here appear in this list.")
 		}),
-		app.Ul().Class("jobs").Body(
+		app.Ul().Class("jobs").Style("list-style", "none").Style("padding", "0").Body(
 			app.Range(p.jobs).Slice(func(i int) app.UI { return p.renderJob(p.jobs[i]) }),
 		),
 	)
@@ -342,8 +354,8 @@ func (p *Page) renderJob(j finetuning.Job) app.UI {
 		app.Strong().Class("job-name").Text(j.Name),
 		app.Span().Class("job-meta muted").Textf(" · %s · %s · %s", j.TriggerWord, j.Mode, j.Type),
 		app.Div().Body(
-			app.Span().Class("job-status status-"+strings.ReplaceAll(strings.ToLower(string(j.Status)), " ", "-")).Text(string(j.Status)),
-			app.Progress().Class("job-progress").Max(100).Value(fmt.Sprintf("%.0f", pct)),
+			app.Span().Class("job-status chip "+statusTone(j)).Text(string(j.Status)),
+			app.Progress().Class("job-progress progress").Max(100).Value(fmt.Sprintf("%.0f", pct)),
 			app.Span().Class("job-elapsed muted").Text(" "+j.Elapsed(p.now).String()),
 		),
 		app.If(j.LastError != "", func() app.UI { return app.P().Class("job-error error").Text(j.LastError) }),
@@ -351,6 +363,17 @@ func (p *Page) renderJob(j finetuning.Job) app.UI {
 			return app.A().Class("job-generate button").Href(generateLink(j.ID)).Text("Generate with this model")
 		}),
 	)
+}
+
+// statusTone picks the chip colour of a job's status.
+func statusTone(j finetuning.Job) string {
+	switch {
+	case j.Status == bfl.StatusReady:
+		return "ok"
+	case j.Done():
+		return "error"
+	}
+	return "warn"
 }
 
 // size formats a byte count for people.
