@@ -97,9 +97,6 @@ type Image struct {
 // SentSize is the number of bytes the image adds to the upload.
 func (im Image) SentSize() int64 { return int64(len(im.Data)) }
 
-// Megapixels of the image as sent.
-func (im Image) Megapixels() float64 { return float64(im.Width) * float64(im.Height) / 1e6 }
-
 // Digest returns the hex sha256 of data, the identity of an original file.
 func Digest(data []byte) string {
 	sum := sha256.Sum256(data)
