@@ -87,8 +87,12 @@ func (s *shell) OnMount(ctx app.Context) {
 	ctx.Handle(actionSettingsSaved, func(app.Context, app.Action) { s.connect() })
 	s.stopChecks = startUpdateChecks(ctx)
 	ctx.Async(func() {
-		loadErr := s.c.Config().Load(ctx, s.c.Storage())
-		volatile, volErr := s.c.StorageVolatile(ctx)
+		// A storage that never answers (an upgrade blocked by another tab)
+		// must not keep the tabs hidden: after the timeout they open with defaults.
+		sctx, cancelLoad := context.WithTimeout(ctx, storageTimeout)
+		loadErr := s.c.Config().Load(sctx, s.c.Storage())
+		volatile, volErr := s.c.StorageVolatile(sctx)
+		cancelLoad()
 		s.c.Retarget()
 		pctx, cancel := context.WithTimeout(ctx, proxyWait)
 		pc, pcErr := s.c.API().ProxyConfig(pctx)
