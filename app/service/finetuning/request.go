@@ -68,21 +68,18 @@ func FormFields(webhooks bool) []bfl.Field {
 func isWebhook(name string) bool { return strings.HasPrefix(name, "webhook_") }
 
 // Trigger is the trigger word the model will learn: the form's, or BFL's default.
-func (f Form) Trigger() string {
-	if t := strings.TrimSpace(f[FieldTrigger]); t != "" {
-		return t
-	}
-	def, _ := TrainingEndpoint().Field(FieldTrigger)
-	s, _ := def.Default.(string)
-	return s
-}
+func (f Form) Trigger() string { return f.orDefault(FieldTrigger) }
 
 // Type is the finetune type that will be trained: the form's, or BFL's default.
-func (f Form) Type() string {
-	if t := strings.TrimSpace(f[FieldType]); t != "" {
-		return t
+func (f Form) Type() string { return f.orDefault(FieldType) }
+
+// orDefault is the form's value for a string field, or the catalog default
+// BFL applies when the field is left out.
+func (f Form) orDefault(name string) string {
+	if v := strings.TrimSpace(f[name]); v != "" {
+		return v
 	}
-	def, _ := TrainingEndpoint().Field(FieldType)
+	def, _ := TrainingEndpoint().Field(name)
 	s, _ := def.Default.(string)
 	return s
 }

@@ -30,36 +30,7 @@ const jpegQuality = 0.92
 // await waits for a promise, returning its rejection as an error; go-app's
 // Value.Then has no rejection path, so a failed promise would hang forever.
 func await(p app.Value) (app.Value, error) {
-	if app.IsServer {
-		return nil, errNoBrowser
-	}
-	res := make(chan app.Value, 1)
-	rej := make(chan error, 1)
-	ok := app.FuncOf(func(_ app.Value, a []app.Value) any {
-		if len(a) > 0 {
-			res <- a[0]
-		} else {
-			res <- app.Undefined()
-		}
-		return nil
-	})
-	ko := app.FuncOf(func(_ app.Value, a []app.Value) any {
-		msg := "promise rejected"
-		if len(a) > 0 && a[0].Truthy() {
-			msg = a[0].Call("toString").String()
-		}
-		rej <- errors.New(msg)
-		return nil
-	})
-	defer ok.Release()
-	defer ko.Release()
-	p.Call("then", ok, ko)
-	select {
-	case v := <-res:
-		return v, nil
-	case err := <-rej:
-		return nil, err
-	}
+	return settle(func(ok, ko app.Func) { p.Call("then", ok, ko) })
 }
 
 // blobBytes copies a Blob's bytes into Go in one bulk copy.
@@ -314,18 +285,33 @@ func walkEntries(entries []app.Value) ([]droppedFile, error) {
 	return out, nil
 }
 
-// callback2 calls fn(success, failure) on an old-style callback API.
-func callback2(fn func(ok, ko app.Func)) (app.Value, error) {
+// settle hands a success and a failure callback to start (a promise's then,
+// or an older callback API) and waits for one of them.
+func settle(start func(ok, ko app.Func)) (app.Value, error) {
+	if app.IsServer {
+		return nil, errNoBrowser
+	}
 	res := make(chan app.Value, 1)
 	rej := make(chan error, 1)
-	ok := app.FuncOf(func(_ app.Value, a []app.Value) any { res <- a[0]; return nil })
+	ok := app.FuncOf(func(_ app.Value, a []app.Value) any {
+		v := app.Undefined()
+		if len(a) > 0 {
+			v = a[0]
+		}
+		res <- v
+		return nil
+	})
 	ko := app.FuncOf(func(_ app.Value, a []app.Value) any {
-		rej <- errors.New(a[0].Call("toString").String())
+		msg := "rejected"
+		if len(a) > 0 && a[0].Truthy() {
+			msg = a[0].Call("toString").String()
+		}
+		rej <- errors.New(msg)
 		return nil
 	})
 	defer ok.Release()
 	defer ko.Release()
-	fn(ok, ko)
+	start(ok, ko)
 	select {
 	case v := <-res:
 		return v, nil
@@ -335,7 +321,7 @@ func callback2(fn func(ok, ko app.Func)) (app.Value, error) {
 }
 
 func entryFile(e app.Value) (app.Value, error) {
-	f, err := callback2(func(ok, ko app.Func) { e.Call("file", ok, ko) })
+	f, err := settle(func(ok, ko app.Func) { e.Call("file", ok, ko) })
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", e.Get("fullPath").String(), err)
 	}
@@ -347,7 +333,7 @@ func entryFile(e app.Value) (app.Value, error) {
 func readDir(reader app.Value) ([]app.Value, error) {
 	var out []app.Value
 	for {
-		batch, err := callback2(func(ok, ko app.Func) { reader.Call("readEntries", ok, ko) })
+		batch, err := settle(func(ok, ko app.Func) { reader.Call("readEntries", ok, ko) })
 		if err != nil {
 			return nil, fmt.Errorf("read folder: %w", err)
 		}
