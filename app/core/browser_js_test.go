@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -36,40 +35,7 @@ func TestBrowserIndexedDB(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range []rec{{"b", "second"}, {"a", "first"}, {"c", "third"}} {
-		if err := s.Put(ctx, StoreGallery, r.ID, r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var got rec
-	if err := s.Get(ctx, StoreGallery, "b", &got); err != nil || got.Name != "second" {
-		t.Fatalf("Get = %+v, %v", got, err)
-	}
-	list, err := s.List(ctx, StoreGallery)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ids []string
-	for _, raw := range list {
-		var r rec
-		if err := json.Unmarshal(raw, &r); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, r.ID)
-	}
-	if strings.Join(ids, "") != "abc" {
-		t.Fatalf("List order %v, want key order", ids)
-	}
-	if err := s.Delete(ctx, StoreGallery, "b"); err != nil {
-		t.Fatal(err)
-	}
-	var se *StorageError
-	if err := s.Get(ctx, StoreGallery, "b", &got); !errors.Is(err, ErrNotFound) || !errors.As(err, &se) || se.Key != "b" {
-		t.Fatalf("Get after Delete: %v", err)
-	}
-	if err := s.Put(ctx, "nope", "k", 1); !errors.As(err, &se) {
-		t.Fatalf("unknown store: %v", err)
-	}
+	checkRecords(t, s)
 
 	blob := make([]byte, 3<<20)
 	_, _ = rand.Read(blob)
@@ -85,7 +51,8 @@ func TestBrowserIndexedDB(t *testing.T) {
 	if err != nil || ctype != "image/png" || !bytes.Equal(data, blob) {
 		t.Fatalf("GetBlob = %d bytes %q %v", len(data), ctype, err)
 	}
-	if err := again.Get(ctx, StoreGallery, "c", &got); err != nil || got.Name != "third" {
+	var got rec
+	if err := again.Get(ctx, StoreJobs, "c", &got); err != nil || got.Name != "third" {
 		t.Fatalf("record through a second connection: %+v %v", got, err)
 	}
 	if err := again.DeleteBlob(ctx, "img"); err != nil {

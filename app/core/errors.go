@@ -3,7 +3,8 @@ package core
 import (
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -64,14 +65,14 @@ type ValidationError struct {
 }
 
 func (e *ValidationError) Error() string {
-	names := make([]string, 0, len(e.Fields))
-	for name := range e.Fields {
-		names = append(names, name)
+	return "invalid request: " + e.Join(": ", "; ")
+}
+
+// Join lists "field<sep>message" for every field, in name order, joined by between.
+func (e *ValidationError) Join(sep, between string) string {
+	parts := make([]string, 0, len(e.Fields))
+	for _, name := range slices.Sorted(maps.Keys(e.Fields)) {
+		parts = append(parts, name+sep+e.Fields[name])
 	}
-	sort.Strings(names)
-	parts := make([]string, len(names))
-	for i, name := range names {
-		parts[i] = name + ": " + e.Fields[name]
-	}
-	return "invalid request: " + strings.Join(parts, "; ")
+	return strings.Join(parts, between)
 }

@@ -4,8 +4,6 @@ package notify
 
 import (
 	"errors"
-	"sort"
-	"strings"
 
 	"github.com/maxence-charriere/go-app/v10/pkg/app"
 
@@ -61,16 +59,7 @@ func Message(err error) string {
 	case errors.As(err, &ae):
 		return ae.Message
 	case errors.As(err, &ve):
-		names := make([]string, 0, len(ve.Fields))
-		for name := range ve.Fields {
-			names = append(names, name)
-		}
-		sort.Strings(names)
-		parts := make([]string, len(names))
-		for i, name := range names {
-			parts[i] = name + " " + ve.Fields[name]
-		}
-		return "Check the form: " + strings.Join(parts, "; ") + "."
+		return "Check the form: " + ve.Join(" ", "; ") + "."
 	case errors.As(err, &se):
 		return "Your browser could not save or read your work (" + se.Err.Error() + ")."
 	case errors.As(err, &ce):
