@@ -100,7 +100,7 @@ func typeInto(t *testing.T, b *Browser, id, text string) {
 
 func TestFinetuneFromPhotosToReadyModelSurvivingReload(t *testing.T) {
 	// Training lasts long enough to reload in the middle of it.
-	p := StartProxy(t, map[string]string{"SIM_TRAIN_SECONDS": "15"})
+	p := StartProxy(t, map[string]string{"SIM_TRAIN_SECONDS": "25"})
 	b := NewBrowser(t)
 	openFinetune(t, b, p.URL)
 
