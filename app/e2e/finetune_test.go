@@ -261,6 +261,18 @@ func TestFinetune422LandsOnItsFieldKeepingDatasetAndForm(t *testing.T) {
 	if c := Eval[string](t, b, `document.querySelector('.thumb[data-name="a.jpg"] textarea')?.value ?? ''`); c != "a portrait of TOK in a park" {
 		t.Errorf("caption lost in the draft: %q", c)
 	}
+
+	// An edit made just before leaving the tab is saved on the way out,
+	// not lost with the pending debounce.
+	typeInto(t, b, "caption-0", "TOK, edited right before leaving")
+	b.Do(t, chromedp.Click(chromedp.ID("nav-models")))
+	b.WaitTrue(t, `!document.getElementById('tab-finetune')`)
+	b.Do(t, chromedp.Click(chromedp.ID("nav-finetune")))
+	b.WaitTrue(t, `document.querySelector('#tab-finetune')?.dataset.restored === 'true'`)
+	checkKept("after leaving the tab and coming back")
+	if c := Eval[string](t, b, `document.getElementById('caption-0')?.value ?? ''`); c != "TOK, edited right before leaving" {
+		t.Errorf("caption edit lost when leaving the tab: %q", c)
+	}
 }
 
 func TestFinetuneDropAddsImagesAndCaptions(t *testing.T) {
