@@ -7,8 +7,8 @@
 // Shared helpers for every e2e file: StartProxy, NewBrowser, Browser.Open,
 // Browser.Do, Eval, Browser.WaitText, Browser.WaitTrue, Browser.Problems.
 //
-// Every file here starts with //go:build !js: chromedp does not build for
-// js/wasm, and make vet also vets ./app/... for js/wasm.
+// The package builds natively only (//go:build !js): chromedp does not
+// build for js/wasm, and make vet leaves it out of its js/wasm pass.
 package e2e
 
 import (
