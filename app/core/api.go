@@ -160,7 +160,7 @@ func (a *API) Poll(ctx context.Context, pollingURL string) (bfl.ResultResponse, 
 func (a *API) Image(ctx context.Context, sampleURL string) ([]byte, string, error) {
 	var data []byte
 	var ctype string
-	err := a.retry(ctx, "image", func(ctx context.Context) error {
+	err := a.retry(ctx, func(ctx context.Context) error {
 		res, err := a.do(ctx, "image", http.MethodGet, "/api/image", url.Values{"url": {sampleURL}}, nil, 0)
 		if err != nil {
 			return err
@@ -205,14 +205,14 @@ func checkEndpoint(name, method string) error {
 }
 
 func (a *API) getJSON(ctx context.Context, name, path string, query url.Values, out any) error {
-	return a.retry(ctx, name, func(ctx context.Context) error {
+	return a.retry(ctx, func(ctx context.Context) error {
 		return a.send(ctx, name, http.MethodGet, path, query, nil, 0, out)
 	})
 }
 
 // retry runs attempt, each under its own timeout, until it succeeds, fails
 // for a reason retrying cannot fix, or the attempts run out.
-func (a *API) retry(ctx context.Context, name string, attempt func(context.Context) error) error {
+func (a *API) retry(ctx context.Context, attempt func(context.Context) error) error {
 	var err error
 	for i := 0; ; i++ {
 		actx, cancel := context.WithTimeout(ctx, a.opts.Timeout)
