@@ -126,7 +126,7 @@ func looseString(raw json.RawMessage) string {
 // title, anything else is clipped.
 func plainText(body []byte) string {
 	s := string(body)
-	lower := strings.ToLower(s)
+	lower := asciiLower(s)
 	if strings.HasPrefix(lower, "<") {
 		start := strings.Index(lower, "<title>")
 		end := strings.Index(lower, "</title>")
@@ -138,6 +138,18 @@ func plainText(body []byte) string {
 		return "HTML page instead of JSON"
 	}
 	return clip(s)
+}
+
+// asciiLower lowers A-Z only, so byte offsets found in the result are valid in
+// s: strings.ToLower widens each invalid UTF-8 byte to three.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 func clip(s string) string {
