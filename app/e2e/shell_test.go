@@ -91,6 +91,8 @@ func TestShell(t *testing.T) {
 		if Eval[bool](t, b, `!!document.querySelector("#update-banner")`) {
 			t.Error("the first install was announced as an update")
 		}
+		// Chromium offers installation once the worker and manifest qualify.
+		b.Do(t, chromedp.WaitVisible(chromedp.CSS("#install")))
 		p.Stop(t)
 		b.ClearProblems()
 		b.Do(t, chromedp.Reload(), WaitWasm())

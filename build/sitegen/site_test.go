@@ -173,3 +173,13 @@ func TestVersionFollowsContentAndBrotliIsCached(t *testing.T) {
 		t.Errorf("brotli cache hits %v %v %v, want false true false", a.BrotliCached, again.BrotliCached, b.BrotliCached)
 	}
 }
+
+func TestCSPAllowsAProxyHostedApart(t *testing.T) {
+	meta := cspMeta("https://proxy.example.com")
+	if !strings.Contains(meta, "connect-src 'self' https://proxy.example.com;") {
+		t.Fatalf("CSP %s does not let the app call the proxy", meta)
+	}
+	if !strings.Contains(cspMeta(""), "connect-src 'self';") {
+		t.Fatalf("CSP without a separate proxy: %s", cspMeta(""))
+	}
+}
