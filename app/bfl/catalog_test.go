@@ -45,7 +45,7 @@ func TestDefaultsPassTheirOwnField(t *testing.T) {
 			if f.Default == nil {
 				continue
 			}
-			if issue, bad := f.check(f.Default, true); bad {
+			if issue, bad := f.check(f.Default, true, nil); bad {
 				t.Errorf("%s.%s default %v: %s", e.Name, f.Name, f.Default, issue.Msg)
 			}
 		}

@@ -2,6 +2,7 @@ package bfl
 
 import (
 	"encoding/json"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,6 +32,9 @@ func FuzzValidate(f *testing.F) {
 	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
 		e := catalog[int(which)%len(catalog)]
 		issues := e.Validate(body)
+		if _, again := e.ValidateBody(body); !reflect.DeepEqual(again, issues) {
+			t.Fatalf("ValidateBody gave %v, Validate %v", again, issues)
+		}
 		seen := map[string]bool{}
 		last := -1
 		for _, is := range issues {

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Validate checks a JSON request body against the endpoint's fields the way
@@ -19,38 +20,70 @@ import (
 // spending money. Issues come in catalog field order, at most one per field;
 // unknown fields are ignored, as BFL ignores them (see UnknownFields).
 func (e Endpoint) Validate(body []byte) []ValidationIssue {
+	_, issues := e.validate(body, nil)
+	return issues
+}
+
+// Body is a request body as ValidateBody read it.
+type Body struct {
+	// Fields holds every top-level key, known or not, as encoding/json
+	// decodes it into any, with numbers as json.Number.
+	Fields map[string]any
+	// Decoded holds the bytes of each base64 field (an image or a ZIP) the
+	// body carries.
+	Decoded map[string][]byte
+}
+
+// ValidateBody checks body exactly as Validate does and, when there are no
+// issues, also returns it decoded, for a server that goes on to use it: the
+// JSON is parsed and each base64 field decoded once, not once to validate
+// and again to read. It holds the decoded files in memory, which Validate
+// avoids, so a form that only wants the verdict should call Validate.
+func (e Endpoint) ValidateBody(body []byte) (Body, []ValidationIssue) {
+	decoded := map[string][]byte{}
+	fields, issues := e.validate(body, decoded)
+	if len(issues) > 0 {
+		return Body{}, issues
+	}
+	return Body{Fields: fields, Decoded: decoded}, nil
+}
+
+// validate is Validate that also returns the decoded object. A non-nil
+// decoded map receives each base64 field's bytes; with nil they are only
+// streamed through.
+func (e Endpoint) validate(body []byte, decoded map[string][]byte) (map[string]any, []ValidationIssue) {
 	if len(bytes.Trim(body, jsonSpace)) == 0 {
-		return []ValidationIssue{bodyMissing()}
+		return nil, []ValidationIssue{bodyMissing()}
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
-		return []ValidationIssue{jsonInvalid(body, err)}
+		return nil, []ValidationIssue{jsonInvalid(body, err)}
 	}
 	end := int(dec.InputOffset())
 	if rest := bytes.TrimLeft(body[end:], jsonSpace); len(rest) != 0 {
-		return []ValidationIssue{jsonInvalidAt(len(body) - len(rest))}
+		return nil, []ValidationIssue{jsonInvalidAt(len(body) - len(rest))}
 	}
 	if v == nil {
 		// FastAPI reads a JSON null body as no body at all.
-		return []ValidationIssue{bodyMissing()}
+		return nil, []ValidationIssue{bodyMissing()}
 	}
 	obj, ok := v.(map[string]any)
 	if !ok {
-		return []ValidationIssue{{Loc: []any{"body"},
+		return nil, []ValidationIssue{{Loc: []any{"body"},
 			Msg:  "Input should be a valid dictionary or object to extract fields from",
 			Type: "model_attributes_type"}}
 	}
 	var issues []ValidationIssue
 	for _, f := range e.Fields {
 		raw, present := obj[f.Name]
-		if issue, bad := f.check(raw, present); bad {
+		if issue, bad := f.check(raw, present, decoded); bad {
 			issue.Loc = []any{"body", f.Name}
 			issues = append(issues, issue)
 		}
 	}
-	return issues
+	return obj, issues
 }
 
 // jsonSpace is the whitespace JSON allows between tokens.
@@ -87,7 +120,7 @@ func (e Endpoint) ValidateQuery(q url.Values) []ValidationIssue {
 		} else {
 			present = false
 		}
-		if issue, bad := f.check(raw, present); bad {
+		if issue, bad := f.check(raw, present, nil); bad {
 			issue.Loc = []any{"query", f.Name}
 			issues = append(issues, issue)
 		}
@@ -110,7 +143,8 @@ func (e Endpoint) UnknownFields(body map[string]any) []string {
 
 // check validates one value; raw is a JSON-decoded value (numbers as
 // json.Number or float64) or a query string. The returned issue has no Loc.
-func (f Field) check(raw any, present bool) (ValidationIssue, bool) {
+// A valid base64 field's bytes go into decoded unless it is nil.
+func (f Field) check(raw any, present bool, decoded map[string][]byte) (ValidationIssue, bool) {
 	if !present {
 		if f.Required {
 			return ValidationIssue{Msg: "Field required", Type: "missing"}, true
@@ -128,7 +162,7 @@ func (f Field) check(raw any, present bool) (ValidationIssue, bool) {
 	case Boolean:
 		return checkBool(raw)
 	}
-	return f.checkString(raw)
+	return f.checkString(raw, decoded)
 }
 
 func (f Field) checkNumber(raw any, integer bool) (ValidationIssue, bool) {
@@ -227,7 +261,7 @@ func checkBool(raw any) (ValidationIssue, bool) {
 	return ValidationIssue{Msg: "Input should be a valid boolean", Type: "bool_type"}, true
 }
 
-func (f Field) checkString(raw any) (ValidationIssue, bool) {
+func (f Field) checkString(raw any, decoded map[string][]byte) (ValidationIssue, bool) {
 	s, ok := raw.(string)
 	if !ok {
 		return ValidationIssue{Msg: "Input should be a valid string", Type: "string_type"}, true
@@ -240,15 +274,18 @@ func (f Field) checkString(raw any) (ValidationIssue, bool) {
 		}
 		return ValidationIssue{Msg: "Input should be " + enumList(f.Enum), Type: "enum"}, true
 	}
-	// pydantic counts characters, not bytes.
-	n := len([]rune(s))
-	if f.MinLength > 0 && n < f.MinLength {
-		return ValidationIssue{Msg: "String should have at least " + plural(f.MinLength, "character"),
-			Type: "string_too_short"}, true
-	}
-	if f.MaxLength > 0 && n > f.MaxLength {
-		return ValidationIssue{Msg: "String should have at most " + plural(f.MaxLength, "character"),
-			Type: "string_too_long"}, true
+	// pydantic counts characters, not bytes. Counting is skipped for fields
+	// without bounds: a ZIP field's string is tens of megabytes.
+	if f.MinLength > 0 || f.MaxLength > 0 {
+		n := utf8.RuneCountInString(s)
+		if f.MinLength > 0 && n < f.MinLength {
+			return ValidationIssue{Msg: "String should have at least " + plural(f.MinLength, "character"),
+				Type: "string_too_short"}, true
+		}
+		if f.MaxLength > 0 && n > f.MaxLength {
+			return ValidationIssue{Msg: "String should have at most " + plural(f.MaxLength, "character"),
+				Type: "string_too_long"}, true
+		}
 	}
 	switch f.Format {
 	case FormatURI:
@@ -258,9 +295,9 @@ func (f Field) checkString(raw any) (ValidationIssue, bool) {
 			return ValidationIssue{Msg: "Value error, " + err.Error(), Type: "value_error"}, true
 		}
 	case FormatBase64Image:
-		return checkBase64(s, "an image (PNG, JPEG or WebP)", isImage)
+		return f.checkBase64(s, "an image (PNG, JPEG or WebP)", isImage, decoded)
 	case FormatBase64ZIP:
-		return checkBase64(s, "a ZIP archive", isZIP)
+		return f.checkBase64(s, "a ZIP archive", isZIP, decoded)
 	}
 	return ValidationIssue{}, false
 }
@@ -288,20 +325,27 @@ func checkURL(s string) (ValidationIssue, bool) {
 	return ValidationIssue{}, false
 }
 
-// checkBase64 decodes s as a stream (a ZIP body can be tens of megabytes, so
-// it is never held decoded) and checks the decoded data's leading bytes.
-func checkBase64(s, what string, signature func([]byte) bool) (ValidationIssue, bool) {
+// checkBase64 decodes s and checks the decoded data's leading bytes. With a
+// nil decoded map it decodes s as a stream and never holds the data (a ZIP
+// body can be tens of megabytes, and a form only wants the verdict);
+// otherwise it keeps the data there under the field's name. Either way the
+// verdict is the stream decoder's, which forgives a truncated final quantum.
+func (f Field) checkBase64(s, what string, signature func([]byte) bool, decoded map[string][]byte) (ValidationIssue, bool) {
 	enc := base64.RawStdEncoding
 	if strings.HasSuffix(s, "=") {
 		enc = base64.StdEncoding
 	}
-	dec := base64.NewDecoder(enc, strings.NewReader(s))
-	head := make([]byte, 12)
-	n, err := io.ReadFull(dec, head)
-	if err == nil {
-		_, err = io.Copy(io.Discard, dec)
+	var data []byte
+	var err error
+	if decoded != nil {
+		// Decoding in one call is much faster than the stream, and where it
+		// succeeds the stream gives the same bytes.
+		data, err = enc.DecodeString(s)
 	}
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+	if decoded == nil || err != nil {
+		data, err = decodeStream(enc, s, decoded != nil)
+	}
+	if err != nil {
 		reason := err.Error()
 		if strings.HasPrefix(s, "data:") {
 			// A browser's data: URL is the likeliest mistake; say how to fix it.
@@ -309,10 +353,36 @@ func checkBase64(s, what string, signature func([]byte) bool) (ValidationIssue, 
 		}
 		return ValidationIssue{Msg: "Base64 decoding error: " + reason, Type: "base64_decode"}, true
 	}
-	if !signature(head[:n]) {
+	if !signature(data[:min(len(data), signatureLen)]) {
 		return ValidationIssue{Msg: "Value error, the decoded data should be " + what, Type: "value_error"}, true
 	}
+	if decoded != nil {
+		decoded[f.Name] = data
+	}
 	return ValidationIssue{}, false
+}
+
+// signatureLen is how many leading bytes identify a file format here.
+const signatureLen = 12
+
+// decodeStream decodes s through base64's stream decoder. It returns the
+// data only when keep is set; otherwise just the signature bytes.
+func decodeStream(enc *base64.Encoding, s string, keep bool) ([]byte, error) {
+	dec := base64.NewDecoder(enc, strings.NewReader(s))
+	head := make([]byte, signatureLen)
+	n, err := io.ReadFull(dec, head)
+	var rest bytes.Buffer
+	if err == nil {
+		var sink io.Writer = io.Discard
+		if keep {
+			sink = &rest
+		}
+		_, err = io.Copy(sink, dec)
+	}
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return append(head[:n], rest.Bytes()...), nil
 }
 
 func isImage(b []byte) bool {

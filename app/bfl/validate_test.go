@@ -1,6 +1,7 @@
 package bfl
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"net/url"
@@ -255,5 +256,50 @@ func TestValidationBody(t *testing.T) {
 	var decoded struct{ Detail string }
 	if err := json.Unmarshal(odd, &decoded); err != nil || !strings.Contains(decoded.Detail, "unencodable") {
 		t.Errorf("unencodable issues gave %s (%v)", odd, err)
+	}
+}
+
+// ValidateBody gives Validate's verdict on every base64 spelling the stream
+// decoder accepts or refuses, and hands back the bytes the sender encoded.
+func TestValidateBodyMatchesValidate(t *testing.T) {
+	e := mustLookup(t, "finetune")
+	zipData := []byte("PK\x03\x04 a training set \xff\x00")
+	padded := base64.StdEncoding.EncodeToString(zipData)
+	cases := []struct {
+		name, fileData string
+		want           []byte // nil: the body is refused
+	}{
+		{"padded", padded, zipData},
+		{"unpadded", base64.RawStdEncoding.EncodeToString(zipData), zipData},
+		{"with line breaks", padded[:8] + "\r\n" + padded[8:16] + "\n" + padded[16:], zipData},
+		// The stream decoder drops a stray final quantum rather than refuse it.
+		{"stray padding", base64.RawStdEncoding.EncodeToString(zipData[:6]) + "=", zipData[:6]},
+		{"not a ZIP", base64.StdEncoding.EncodeToString([]byte("GIF89a")), nil},
+		{"data URL", "data:application/zip;base64," + padded, nil},
+		{"bad character", padded[:4] + "*" + padded[5:], nil},
+	}
+	for _, c := range cases {
+		fields := defaultBody(t, e)
+		fields["file_data"] = c.fileData
+		fields["unknown"] = 7
+		body := marshal(t, fields)
+		want := e.Validate(body)
+		got, issues := e.ValidateBody(body)
+		if !reflect.DeepEqual(issues, want) {
+			t.Errorf("%s: ValidateBody issues %v, Validate %v", c.name, issues, want)
+			continue
+		}
+		if c.want == nil {
+			if len(issues) != 1 || issues[0].Field() != "file_data" || got.Fields != nil || got.Decoded != nil {
+				t.Errorf("%s: want one file_data issue and no body, got %v %+v", c.name, issues, got)
+			}
+			continue
+		}
+		if len(issues) != 0 || !bytes.Equal(got.Decoded["file_data"], c.want) {
+			t.Errorf("%s: issues %v, decoded %q, want %q", c.name, issues, got.Decoded["file_data"], c.want)
+		}
+		if got.Fields["unknown"] != json.Number("7") || got.Fields["file_data"] != c.fileData {
+			t.Errorf("%s: fields %v", c.name, got.Fields)
+		}
 	}
 }
