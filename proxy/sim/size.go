@@ -65,7 +65,7 @@ func imageSize(r request) (w, h int, inputMP *float64, issue *bfl.ValidationIssu
 }
 
 func decodeImageConfig(r request, field string) (image.Config, error) {
-	data, err := r.base64Field(field)
+	data, err := r.file(field)
 	if err != nil {
 		return image.Config{}, err
 	}

@@ -1,8 +1,6 @@
 package sim
 
 import (
-	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -15,44 +13,35 @@ import (
 )
 
 // request is a validated submit body with the catalog's defaults behind it.
-// Values stay raw until asked for: a training body is mostly one 27 MB
-// base64 string, which base64Field decodes without a copy as a Go string.
+// The catalog's validation parsed the JSON and decoded its base64 files;
+// nothing here parses or decodes them again, which on a 27 MB training body
+// is most of the work.
 type request struct {
 	ep   bfl.Endpoint
-	body map[string]json.RawMessage
+	body bfl.Body
 }
 
 // readRequest reads and validates a POST body, answering the client itself
 // (413, 422) and reporting false when the request goes no further.
 func (s *Sim) readRequest(w http.ResponseWriter, r *http.Request, ep bfl.Endpoint) (request, bool) {
-	body, err := readBody(w, r, s.maxBody)
+	raw, err := readBody(w, r, s.maxBody)
 	if err != nil {
 		writeBodyError(w, err)
 		return request{}, false
 	}
-	if issues := ep.Validate(body); len(issues) > 0 {
+	body, issues := ep.ValidateBody(raw)
+	if len(issues) > 0 {
 		writeIssues(w, issues)
 		return request{}, false
 	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(body, &m); err != nil {
-		// Validate accepted it as a JSON object, so this is not expected.
-		writeDetail(w, http.StatusBadRequest, fmt.Sprintf("decode %s body: %v", ep.Name, err))
-		return request{}, false
-	}
-	return request{ep: ep, body: m}, true
+	return request{ep: ep, body: body}, true
 }
 
 // value is the field's value (numbers as json.Number), or the catalog
 // default when absent or null.
 func (r request) value(name string) any {
-	if raw, ok := r.body[name]; ok {
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.UseNumber()
-		var v any
-		if err := dec.Decode(&v); err == nil && v != nil {
-			return v
-		}
+	if v := r.body.Fields[name]; v != nil {
+		return v
 	}
 	if f, ok := r.ep.Field(name); ok {
 		return f.Default
@@ -60,30 +49,17 @@ func (r request) value(name string) any {
 	return nil
 }
 
-// base64Field decodes a base64 string field. Base64 needs no JSON escapes,
-// so the raw bytes between the quotes are decoded directly unless the
-// sender escaped something (e.g. "\/"), which takes the slow path.
-func (r request) base64Field(name string) ([]byte, error) {
-	raw := r.body[name]
-	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' && bytes.IndexByte(raw, '\\') < 0 {
-		return decodeBase64(raw[1 : len(raw)-1])
+// file is a base64 field's bytes as validation decoded them.
+func (r request) file(name string) ([]byte, error) {
+	data, ok := r.body.Decoded[name]
+	if !ok {
+		return nil, fmt.Errorf("%s holds no base64 data", name)
 	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return nil, fmt.Errorf("%s is not a string: %w", name, err)
-	}
-	return decodeBase64([]byte(s))
+	return data, nil
 }
 
-// has reports a non-null value or a default, without decoding the value:
-// it may be a multi-megabyte image.
-func (r request) has(name string) bool {
-	if raw, ok := r.body[name]; ok && !bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
-		return true
-	}
-	f, ok := r.ep.Field(name)
-	return ok && f.Default != nil
-}
+// has reports a non-null value or a default.
+func (r request) has(name string) bool { return r.value(name) != nil }
 
 func (r request) str(name string) string {
 	s, _ := r.value(name).(string)
@@ -306,7 +282,7 @@ func outcome(f faults) (bfl.Status, map[string]any) {
 
 // prepareFinetune checks the training ZIP and prices the run by iterations.
 func (s *Sim) prepareFinetune(r request, f faults) (admission, *bfl.ValidationIssue) {
-	zipData, err := r.base64Field("file_data")
+	zipData, err := r.file("file_data")
 	if err != nil {
 		issue := valueError("file_data", err.Error())
 		return admission{}, &issue
@@ -369,17 +345,4 @@ func (s *Sim) prepareImage(r request, f faults) (admission, *bfl.ValidationIssue
 		inputMP:   inputMP,
 		outputMP:  &outputMP,
 	}, nil
-}
-
-// decodeBase64 accepts padded and unpadded standard base64, as the catalog does.
-func decodeBase64(src []byte) ([]byte, error) {
-	dst := make([]byte, base64.StdEncoding.DecodedLen(len(src)))
-	n, err := base64.StdEncoding.Decode(dst, src)
-	if err == nil {
-		return dst[:n], nil
-	}
-	if n, rawErr := base64.RawStdEncoding.Decode(dst, src); rawErr == nil {
-		return dst[:n], nil
-	}
-	return nil, fmt.Errorf("not valid base64: %w", err)
 }

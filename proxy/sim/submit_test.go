@@ -76,7 +76,7 @@ func BenchmarkFinetuneSubmit(b *testing.B) {
 }
 
 // A sender that escapes "/" in JSON strings (some encoders do) still has its
-// ZIP read correctly: the fast path falls back to a real JSON decode.
+// ZIP read correctly: the base64 is decoded from the unescaped string.
 func TestEscapedBase64(t *testing.T) {
 	e := newTransportEnv(t, Config{})
 	b64 := datasetZIP(t, 2, true)
