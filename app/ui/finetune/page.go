@@ -75,7 +75,8 @@ func (p *Page) OnMount(ctx app.Context) {
 		p.startErr = "The app's services are not available."
 		return
 	}
-	p.svc = finetuning.New(p.c.API(), p.c.Storage(), p.onJob)
+	// Goroutines get this mount's context as a value, never through p.
+	p.svc = finetuning.New(p.c.API(), p.c.Storage(), func(j finetuning.Job) { p.onJob(ctx, j) })
 	svc, run := p.svc, p.run
 	ctx.Async(func() {
 		ds, form, err := svc.Drafts.Load(run)
@@ -99,7 +100,7 @@ func (p *Page) OnMount(ctx app.Context) {
 			_ = svc.Jobs.Resume(run) // errors are on each job's record
 		}
 	})
-	ctx.Async(p.tick)
+	ctx.Async(func() { p.tick(ctx, run) })
 }
 
 // OnDismount saves a pending draft, stops polling and frees thumbnails;
@@ -116,15 +117,15 @@ func (p *Page) OnDismount() {
 }
 
 // tick refreshes elapsed times once a second while a job runs.
-func (p *Page) tick() {
+func (p *Page) tick(ctx app.Context, run context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
 		select {
-		case <-p.run.Done():
+		case <-run.Done():
 			return
 		case now := <-t.C:
-			p.ctx.Dispatch(func(ctx app.Context) {
+			ctx.Dispatch(func(ctx app.Context) {
 				if !p.anyRunning() {
 					ctx.PreventUpdate()
 					return
@@ -220,7 +221,7 @@ func (p *Page) addFiles(files []droppedFile) {
 	ctx := p.ctx
 	ctx.Async(func() {
 		for _, f := range files {
-			err := p.addOne(f)
+			err := p.addOne(ctx, f)
 			ctx.Dispatch(func(ctx app.Context) {
 				p.adding--
 				if err != nil {
@@ -235,7 +236,7 @@ func (p *Page) addFiles(files []droppedFile) {
 }
 
 // addOne runs on an Async goroutine; it hands results to the UI goroutine.
-func (p *Page) addOne(f droppedFile) error {
+func (p *Page) addOne(ctx app.Context, f droppedFile) error {
 	switch {
 	case strings.HasPrefix(f.name, "."):
 		return nil
@@ -247,7 +248,7 @@ func (p *Page) addOne(f droppedFile) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", f.name, err)
 		}
-		p.ctx.Dispatch(func(app.Context) { p.ds.AddCaption(f.name, string(data)) })
+		ctx.Dispatch(func(app.Context) { p.ds.AddCaption(f.name, string(data)) })
 		return nil
 	case finetuning.IsZIPName(f.name):
 		data, err := blobBytes(f.blob)
@@ -261,7 +262,7 @@ func (p *Page) addOne(f droppedFile) error {
 		var errs []error
 		for _, e := range entries {
 			blob := newBlob(e.Data, finetuning.Sniff(e.Data).MIME())
-			if err := p.addOne(droppedFile{name: e.Name, blob: blob}); err != nil {
+			if err := p.addOne(ctx, droppedFile{name: e.Name, blob: blob}); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -271,7 +272,7 @@ func (p *Page) addOne(f droppedFile) error {
 	if err != nil {
 		return err
 	}
-	p.ctx.Dispatch(func(app.Context) {
+	ctx.Dispatch(func(app.Context) {
 		name := p.ds.AddImage(im)
 		p.thumbs[name] = objectURL(im.Data, im.Format.MIME())
 	})
@@ -389,8 +390,8 @@ func (p *Page) failed(err error) string {
 }
 
 // onJob receives job changes from the polling goroutines.
-func (p *Page) onJob(j finetuning.Job) {
-	p.ctx.Dispatch(func(ctx app.Context) {
+func (p *Page) onJob(ctx app.Context, j finetuning.Job) {
+	ctx.Dispatch(func(ctx app.Context) {
 		for i := range p.jobs {
 			if p.jobs[i].ID != j.ID {
 				continue

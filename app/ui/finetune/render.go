@@ -147,9 +147,10 @@ func (p *Page) onDrop(ctx app.Context, e app.Event) {
 		return
 	}
 	p.adding++
+	pctx := p.ctx // the component's own: the drop zone's may be gone when this ends
 	ctx.Async(func() {
 		files, err := walkEntries(entries)
-		p.ctx.Dispatch(func(app.Context) {
+		pctx.Dispatch(func(app.Context) {
 			p.adding--
 			if err != nil {
 				p.addErrs = append(p.addErrs, err.Error())
