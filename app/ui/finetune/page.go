@@ -376,8 +376,8 @@ func (p *Page) failed(err error) string {
 			return name
 		}
 	case errors.As(err, &ae) && ae.Field != "":
-		p.fieldErrs = map[string]string{ae.Field: ae.Message}
-		p.startErr = "BFL refused the " + label(ae.Field) + " field: " + ae.Message + " Your images and form are kept."
+		p.fieldErrs = map[string]string{ae.Field: fieldMessage(ae)}
+		p.startErr = "BFL refused the " + label(ae.Field) + " field (marked in the form). Your images and form are kept."
 		return ae.Field
 	case errors.As(err, &ae):
 		p.startErr = ae.Message + " Your images and form are kept."
@@ -387,6 +387,19 @@ func (p *Page) failed(err error) string {
 		p.startErr = "The training could not be started: " + notify.Message(err) + " Your images and form are kept."
 	}
 	return ""
+}
+
+// fieldMessage is what BFL said about the field a 422 names, without the
+// field's name (the message sits under it), or the client's whole sentence.
+func fieldMessage(ae *core.APIError) string {
+	if ae.Detail != nil {
+		for _, is := range ae.Detail.Issues {
+			if is.Field() == ae.Field && is.Msg != "" {
+				return is.Msg + "."
+			}
+		}
+	}
+	return ae.Message
 }
 
 // onJob receives job changes from the polling goroutines.

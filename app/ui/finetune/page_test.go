@@ -110,7 +110,9 @@ func TestReadyJobOffersGenerateAndErrorsLandOnFields(t *testing.T) {
 			Progress: &full, Started: time.Unix(0, 0), Ended: time.Unix(90, 0)},
 		{ID: "cd-34", Name: "Bob", Status: bfl.StatusPending, Started: time.Unix(0, 0)},
 	}
-	if f := p.failed(&core.APIError{Status: 422, Field: "iterations", Message: "Input should be less than or equal to 1000"}); f != "iterations" {
+	refusal := &core.APIError{Status: 422, Field: "iterations", Message: "BFL refused the request: iterations: Input should be less than or equal to 1000",
+		Detail: bfl.DecodeError(422, []byte(`{"detail":[{"loc":["body","iterations"],"msg":"Input should be less than or equal to 1000","type":"less_than_equal"}]}`))}
+	if f := p.failed(refusal); f != "iterations" {
 		t.Errorf("field to show = %q", f)
 	}
 	out := render(t, p)
@@ -120,7 +122,7 @@ func TestReadyJobOffersGenerateAndErrorsLandOnFields(t *testing.T) {
 	if !strings.Contains(out, "1m30s") {
 		t.Error("elapsed time of the done job missing")
 	}
-	if p.fieldErrs["iterations"] != "Input should be less than or equal to 1000" || !strings.Contains(p.startErr, "kept") {
+	if p.fieldErrs["iterations"] != "Input should be less than or equal to 1000." || !strings.Contains(p.startErr, "kept") {
 		t.Errorf("422 not placed on its field: %v %q", p.fieldErrs, p.startErr)
 	}
 	p.failed(&core.APIError{Status: 402, Message: "Out of credits: top up at BFL."})
