@@ -11,7 +11,8 @@ import (
 const notFoundXML = `<?xml version="1.0" encoding="utf-8"?>` +
 	`<Error><Code>SampleNotFound</Code><Message>This sample does not exist or its link has expired.</Message></Error>`
 
-// serveDelivery serves rendered samples. Like BFL's delivery hosts it sends
+// serveDelivery serves samples, drawing them from their recipe when they are
+// not in the render cache. Like BFL's delivery hosts it sends
 // no CORS headers and needs no key: the unguessable name is the credential.
 func (s *Sim) serveDelivery(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -22,24 +23,26 @@ func (s *Sim) serveDelivery(w http.ResponseWriter, r *http.Request) {
 	name := strings.TrimPrefix(r.URL.Path, "/delivery/")
 	now := s.cfg.Now()
 	s.mu.Lock()
-	smp, ok := s.samples[name]
+	t, ok := s.samples[name]
 	s.mu.Unlock()
-	if !ok || !now.Before(smp.expires) {
+	// The task's image spec and finishing time never change once it is
+	// admitted, so they are read here without the lock.
+	if !ok || !now.Before(t.sampleExpires(s.cfg.SampleTTL.D())) {
 		w.Header().Set("Content-Type", "application/xml")
 		w.WriteHeader(http.StatusNotFound)
 		_, _ = w.Write([]byte(notFoundXML))
 		return
 	}
-	smp.once.Do(func() { smp.data, smp.err = render(smp.spec) })
-	if smp.err != nil {
+	data, err := s.rendered.get(t.image)
+	if err != nil {
 		http.Error(w, "could not render the sample", http.StatusInternalServerError)
 		return
 	}
-	w.Header().Set("Content-Type", "image/"+smp.spec.format)
-	w.Header().Set("Content-Length", strconv.Itoa(len(smp.data)))
+	w.Header().Set("Content-Type", "image/"+t.image.format)
+	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
 	w.Header().Set("Cache-Control", "private, max-age=600")
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodGet {
-		_, _ = w.Write(smp.data)
+		_, _ = w.Write(data)
 	}
 }

@@ -37,6 +37,12 @@
 // expired samples and, after twice SampleTTL, the image tasks themselves
 // (get_result then says "Task not found").
 //
+// Memory stays bounded under any load. A sample is kept as its recipe
+// (prompt, seed, size, format: a few hundred bytes) and drawn again when
+// fetched; the most recently fetched pictures, up to 32 MB, are cached. At
+// most 20,000 image tasks are remembered: past that the oldest finished ones
+// are forgotten early, with their samples.
+//
 // More than MaxActive Pending tasks answer 429 with Retry-After. Each submit
 // is charged at once by the price table in prices.go; a balance below the
 // price answers 402. Credits are never refunded, whatever the outcome.

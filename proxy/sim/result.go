@@ -43,18 +43,13 @@ func (s *Sim) getResult(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// imageResultLocked publishes the task's sample on its first Ready poll. The
-// link lives SampleTTL from the moment the task finished, like BFL's signed
-// URLs; a link that is already dead is handed out but never stored.
+// imageResultLocked publishes the task's sample on its first Ready poll. A
+// link that is already dead is handed out but never stored.
 func (s *Sim) imageResultLocked(now time.Time, t *task) bfl.ImageResult {
 	if t.sample == "" {
 		t.sample = newToken() + "." + t.image.format
-		expires := t.readyAt.Add(s.cfg.SampleTTL.D())
-		if t.expire {
-			expires = t.readyAt
-		}
-		if now.Before(expires) {
-			s.samples[t.sample] = &sample{spec: t.image, expires: expires}
+		if now.Before(t.sampleExpires(s.cfg.SampleTTL.D())) {
+			s.samples[t.sample] = t
 		}
 	}
 	seed := t.image.seed

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +18,12 @@ import (
 
 	"github.com/fluxforge/fluxforge/app/bfl"
 )
+
+// maxImageTasks bounds the image tasks remembered, and so their samples: a
+// few hundred bytes each, whatever the picture's size. Past it the oldest
+// finished ones are forgotten before their time, which only a flood of
+// generations (a load test) reaches.
+const maxImageTasks = 20_000
 
 // maxBody caps a request body. The proxy allows 256 MB by default; the
 // simulator holds a body in memory to validate it, so it refuses more.
@@ -34,7 +41,11 @@ type Sim struct {
 	credits   float64
 	tasks     map[string]*task
 	finetunes map[string]*finetune
-	samples   map[string]*sample
+	samples   map[string]*task // by file name under /delivery/; the task holds the recipe
+	images    []string         // image task ids, oldest first, for maxImages
+	maxImages int              // image tasks remembered at most
+
+	rendered *renderCache
 
 	stop      chan struct{}
 	swept     chan struct{}
@@ -52,7 +63,9 @@ func New(cfg Config) *Sim {
 		credits:   cfg.Credits,
 		tasks:     make(map[string]*task),
 		finetunes: make(map[string]*finetune),
-		samples:   make(map[string]*sample),
+		samples:   make(map[string]*task),
+		maxImages: maxImageTasks,
+		rendered:  newRenderCache(renderCacheBytes),
 		stop:      make(chan struct{}),
 		swept:     make(chan struct{}),
 	}
@@ -97,16 +110,44 @@ func (s *Sim) sweepLoop() {
 func (s *Sim) sweep(now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for tok, smp := range s.samples {
-		if !now.Before(smp.expires) {
-			delete(s.samples, tok)
+	ttl := s.cfg.SampleTTL.D()
+	for name, t := range s.samples {
+		if !now.Before(t.sampleExpires(ttl)) {
+			delete(s.samples, name)
 		}
 	}
-	forgetAfter := 2 * s.cfg.SampleTTL.D()
 	for id, t := range s.tasks {
-		if t.kind == kindImage && now.Sub(t.readyAt) > forgetAfter {
-			delete(s.tasks, id)
+		if t.kind == kindImage && now.Sub(t.readyAt) > 2*ttl {
+			s.forgetLocked(id, t)
 		}
+	}
+	s.images = slices.DeleteFunc(s.images, func(id string) bool {
+		_, ok := s.tasks[id]
+		return !ok
+	})
+}
+
+// trimImagesLocked forgets the oldest image tasks past maxImages, with their
+// samples, so a flood of generations cannot grow memory without bound. A
+// Pending task is never forgotten: trimming waits until it has finished.
+func (s *Sim) trimImagesLocked(now time.Time) {
+	for len(s.images) > s.maxImages {
+		id := s.images[0]
+		if t, ok := s.tasks[id]; ok {
+			if status, _ := t.state(now); status == bfl.StatusPending {
+				return
+			}
+			s.forgetLocked(id, t)
+		}
+		s.images = s.images[1:]
+	}
+}
+
+// forgetLocked drops an image task and its sample.
+func (s *Sim) forgetLocked(id string, t *task) {
+	delete(s.tasks, id)
+	if t.sample != "" {
+		delete(s.samples, t.sample)
 	}
 }
 

@@ -223,6 +223,10 @@ func (s *Sim) admitLocked(now time.Time, id string, adm admission) *refusal {
 		s.finetunes[id] = t.finetune
 	}
 	s.tasks[id] = t
+	if t.kind == kindImage {
+		s.images = append(s.images, id)
+		s.trimImagesLocked(now)
+	}
 	return nil
 }
 

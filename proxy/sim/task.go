@@ -2,7 +2,6 @@ package sim
 
 import (
 	"math"
-	"sync"
 	"time"
 
 	"github.com/fluxforge/fluxforge/app/bfl"
@@ -27,6 +26,15 @@ type task struct {
 	expire   bool           // [sim:expire]: the sample dies the moment it exists
 	sample   string         // file name under /delivery/, chosen at the first Ready poll
 	finetune *finetune      // kindTraining only
+}
+
+// sampleExpires is when the task's sample link dies: SampleTTL after the
+// task finished, like BFL's signed URLs, or at once with [sim:expire].
+func (t *task) sampleExpires(ttl time.Duration) time.Time {
+	if t.expire {
+		return t.readyAt
+	}
+	return t.readyAt.Add(ttl)
 }
 
 // state reports the status and, while Pending, the progress as a 0–1 fraction
@@ -61,20 +69,11 @@ type finetune struct {
 }
 
 // imageSpec is everything the rendered picture depends on: equal specs give
-// byte-identical files.
+// byte-identical files. It is all a sample keeps: the image is drawn again
+// when it is fetched and not in the render cache.
 type imageSpec struct {
 	prompt        string
 	seed          int64
 	width, height int
 	format        string // "jpeg" or "png"
-}
-
-// sample is a delivered image. It is rendered on its first download, outside
-// the simulator's lock, and kept until it expires.
-type sample struct {
-	spec    imageSpec
-	expires time.Time
-	once    sync.Once
-	data    []byte
-	err     error
 }
