@@ -157,7 +157,7 @@ func TestFinetuneFromPhotosToReadyModelSurvivingReload(t *testing.T) {
 	b.CheckConsole(t)
 }
 
-func TestFinetuneRefuses21Images(t *testing.T) {
+func TestFinetuneRefuses21ImagesAndExplainsA429(t *testing.T) {
 	p := StartProxy(t, nil)
 	b := NewBrowser(t)
 	openFinetune(t, b, p.URL)
@@ -179,6 +179,21 @@ func TestFinetuneRefuses21Images(t *testing.T) {
 	b.WaitText(t, "#dataset-summary", "20 image(s)")
 	b.WaitTrue(t, `!document.getElementById('start-training').disabled`)
 	b.CheckConsole(t)
+	b.ClearProblems()
+
+	// A 429 from BFL (too many tasks) is explained, not retried.
+	typeInto(t, b, "field-finetune_comment", "Busy [sim:429]")
+	b.Do(t, chromedp.Click(chromedp.ID("start-training")))
+	b.WaitText(t, "#start-error", "Too many tasks are running")
+	if n := strings.Count(p.Log(), `"path":"/api/v1/finetune"`); n != 1 {
+		t.Errorf("the refused submit reached the proxy %d times, want once (never retried)", n)
+	}
+	b.WaitText(t, "#dataset-summary", "20 image(s)")
+	for _, pr := range b.Problems() {
+		if !strings.Contains(pr, "status of 429") { // the browser's own log of the refusal
+			t.Errorf("console: %s", pr)
+		}
+	}
 }
 
 // zipOf writes a ZIP holding the given files plus the clutter a Mac adds.
