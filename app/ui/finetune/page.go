@@ -327,6 +327,12 @@ func (p *Page) start(ctx app.Context, _ app.Event) {
 			p.packing, p.uploading = false, false
 			if job.ID != "" {
 				p.started(ctx, job)
+				if err != nil {
+					// BFL accepted (and charged); only the local record failed.
+					p.startErr = "The training started, but this browser could not save its record (" +
+						notify.Message(err) + "); it is followed here until you leave this tab and is listed under Models."
+				}
+				return
 			}
 			if err != nil {
 				if field := p.failed(err); field != "" {
