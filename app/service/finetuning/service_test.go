@@ -225,3 +225,33 @@ func TestDebouncerRunsOnlyTheLast(t *testing.T) {
 	}
 	slow.Flush() // nothing waits any more: must not run it twice (close would panic)
 }
+
+// jobsFail refuses to write job records, as a full or evicted browser store would.
+type jobsFail struct{ core.Storage }
+
+func (j jobsFail) Put(ctx context.Context, store, key string, v any) error {
+	if store == core.StoreJobs {
+		return &core.StorageError{Op: "put", Store: store, Key: key, Err: errors.New("QuotaExceededError")}
+	}
+	return j.Storage.Put(ctx, store, key, v)
+}
+
+func TestStartReportsAnAcceptedTrainingWhoseRecordFailed(t *testing.T) {
+	ctx := context.Background()
+	store := jobsFail{core.NewMemoryStorage()}
+	api := &fakeAPI{postRes: bfl.AsyncResponse{ID: "ft-9", PollingURL: "https://api.us1.bfl.ai/v1/get_result?id=ft-9"}}
+	s := New(api, store, nil)
+	d := threeImages()
+	if err := s.Drafts.Save(ctx, d, validForm()); err != nil {
+		t.Fatal(err)
+	}
+	job, err := s.Start(ctx, d, validForm(), StartOptions{})
+	var se *core.StorageError
+	if job.ID != "ft-9" || !errors.As(err, &se) {
+		t.Fatalf("job %q, err %v: want the accepted job and the storage error", job.ID, err)
+	}
+	// The draft is kept: only the UI, which knows the training started, decides to drop it.
+	if restored, _, _ := s.Drafts.Load(ctx); len(restored.Images) != 3 {
+		t.Error("draft cleared although the job record was not saved")
+	}
+}
