@@ -2,18 +2,29 @@ package sim
 
 import (
 	"container/list"
+	"context"
+	"fmt"
 	"sync"
 )
 
-// renderCacheBytes bounds the rendered samples kept in memory: about a
-// hundred ultra JPEGs, enough for a HEAD then a GET, or a retry, to draw a
-// sample once, however many samples are alive.
-const renderCacheBytes = 32 << 20
+// renderCacheBytes bounds the rendered samples kept in memory: some thirty
+// ultra JPEGs, enough for a HEAD then a GET, or a retry, to draw a sample
+// once. It is small because most samples are fetched once, and the garbage
+// collector lets the heap grow to twice what is live: under load, 32 MB of
+// cache cost some 60 MB of the proxy's memory.
+const renderCacheBytes = 8 << 20
 
 // renderCache keeps the most recently fetched samples' bytes up to a byte
 // budget, by recipe. Anything evicted is drawn again on its next fetch, to
 // the same bytes.
+//
+// It also bounds how many pictures are drawn at once. Drawing is CPU-bound,
+// so more renders than processors only add their buffers (4 MB of pixels
+// for a megapixel) to the heap: 200 clients fetching together must not
+// hold 200 of them.
 type renderCache struct {
+	slots chan struct{} // one per render in progress
+
 	mu     sync.Mutex
 	limit  int // bytes
 	size   int
@@ -26,14 +37,16 @@ type rendered struct {
 	data []byte
 }
 
-func newRenderCache(limit int) *renderCache {
-	return &renderCache{limit: limit, recent: list.New(), bySpec: make(map[imageSpec]*list.Element)}
+func newRenderCache(limit, renders int) *renderCache {
+	return &renderCache{slots: make(chan struct{}, renders), limit: limit, recent: list.New(),
+		bySpec: make(map[imageSpec]*list.Element)}
 }
 
-// get returns the picture for spec, rendering it outside the lock on a miss.
+// get returns the picture for spec, rendering it outside the lock on a miss
+// once a render slot is free, or failing with ctx's error if ctx ends first.
 // Fetches that miss together each render; rendering is deterministic, so
 // they send the same bytes.
-func (c *renderCache) get(spec imageSpec) ([]byte, error) {
+func (c *renderCache) get(ctx context.Context, spec imageSpec) ([]byte, error) {
 	c.mu.Lock()
 	if el, ok := c.bySpec[spec]; ok {
 		c.recent.MoveToFront(el)
@@ -42,7 +55,13 @@ func (c *renderCache) get(spec imageSpec) ([]byte, error) {
 		return data, nil
 	}
 	c.mu.Unlock()
+	select {
+	case c.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("wait to render a sample: %w", ctx.Err())
+	}
 	data, err := render(spec)
+	<-c.slots
 	if err != nil {
 		return nil, err
 	}

@@ -33,7 +33,10 @@ func (s *Sim) serveDelivery(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(notFoundXML))
 		return
 	}
-	data, err := s.rendered.get(t.image)
+	data, err := s.rendered.get(r.Context(), t.image)
+	if r.Context().Err() != nil {
+		return // the client has gone: there is no one to answer
+	}
 	if err != nil {
 		http.Error(w, "could not render the sample", http.StatusInternalServerError)
 		return

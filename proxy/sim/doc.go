@@ -39,7 +39,8 @@
 //
 // Memory stays bounded under any load. A sample is kept as its recipe
 // (prompt, seed, size, format: a few hundred bytes) and drawn again when
-// fetched; the most recently fetched pictures, up to 32 MB, are cached. At
+// fetched; the most recently fetched pictures, up to 8 MB, are cached, and
+// at most one picture per processor is drawn at a time. At
 // most 20,000 image tasks are remembered: past that the oldest finished ones
 // are forgotten early, with their samples.
 //

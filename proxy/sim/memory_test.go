@@ -2,7 +2,9 @@ package sim
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"runtime"
@@ -137,9 +139,9 @@ func TestRenderCacheKeepsRecentWithinBudget(t *testing.T) {
 		}
 		sizes += len(data)
 	}
-	c := newRenderCache(sizes - 1)
+	c := newRenderCache(sizes-1, 1)
 	for _, i := range []int{0, 1, 0, 2} { // 1 is then the least recently used
-		got, err := c.get(specs[i])
+		got, err := c.get(context.Background(), specs[i])
 		want, _ := render(specs[i])
 		if err != nil || !bytes.Equal(got, want) {
 			t.Fatalf("get %d: %d bytes, want %d (%v)", i, len(got), len(want), err)
@@ -151,8 +153,25 @@ func TestRenderCacheKeepsRecentWithinBudget(t *testing.T) {
 	if !kept0 || kept1 || !kept2 || c.size > c.limit || c.recent.Len() != 2 {
 		t.Fatalf("kept %v %v %v, %d of %d bytes", kept0, kept1, kept2, c.size, c.limit)
 	}
-	tiny := newRenderCache(10)
-	if data, err := tiny.get(specs[0]); err != nil || len(data) <= 10 || tiny.recent.Len() != 0 || tiny.size != 0 {
+	tiny := newRenderCache(10, 1)
+	if data, err := tiny.get(context.Background(), specs[0]); err != nil || len(data) <= 10 || tiny.recent.Len() != 0 || tiny.size != 0 {
 		t.Fatalf("a picture over the whole budget: %d bytes, %d kept (%v)", len(data), tiny.recent.Len(), err)
+	}
+}
+
+// No more pictures are drawn at once than the cache has slots: a fetch that
+// misses waits for one, and gives up when its request ends.
+func TestRenderCacheBoundsConcurrentRenders(t *testing.T) {
+	c := newRenderCache(1<<20, 1)
+	spec := imageSpec{prompt: "slots", seed: 1, width: 64, height: 48, format: "jpeg"}
+	c.slots <- struct{}{} // a render in progress holds the only slot
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if data, err := c.get(ctx, spec); !errors.Is(err, context.DeadlineExceeded) || data != nil {
+		t.Fatalf("with every slot taken: %d bytes, %v", len(data), err)
+	}
+	<-c.slots
+	if data, err := c.get(context.Background(), spec); err != nil || len(data) == 0 || len(c.slots) != 0 {
+		t.Fatalf("with a free slot: %d bytes, %v, %d slots still taken", len(data), err, len(c.slots))
 	}
 }

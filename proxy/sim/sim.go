@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -65,7 +66,7 @@ func New(cfg Config) *Sim {
 		finetunes: make(map[string]*finetune),
 		samples:   make(map[string]*task),
 		maxImages: maxImageTasks,
-		rendered:  newRenderCache(renderCacheBytes),
+		rendered:  newRenderCache(renderCacheBytes, runtime.GOMAXPROCS(0)),
 		stop:      make(chan struct{}),
 		swept:     make(chan struct{}),
 	}
