@@ -12,8 +12,8 @@ const notFoundXML = `<?xml version="1.0" encoding="utf-8"?>` +
 	`<Error><Code>SampleNotFound</Code><Message>This sample does not exist or its link has expired.</Message></Error>`
 
 // serveDelivery serves samples, drawing them from their recipe when they are
-// not in the render cache. Like BFL's delivery hosts it sends
-// no CORS headers and needs no key: the unguessable name is the credential.
+// not in the render cache. Like BFL's delivery hosts it sends no CORS
+// headers and needs no key: the unguessable name is the credential.
 func (s *Sim) serveDelivery(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
