@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"sync"
 	"time"
 )
@@ -151,8 +152,10 @@ func (f *fastPath) exchange(c *upConn, req *http.Request) (*http.Response, error
 	// The header deadline is set before the cancel hook exists: set after,
 	// it could overwrite the hook's deadline in the past and leave a
 	// cancelled request waiting for the upstream.
+	var headBy time.Time
 	if f.header > 0 {
-		_ = c.SetReadDeadline(time.Now().Add(f.header))
+		headBy = time.Now().Add(f.header)
+		_ = c.SetReadDeadline(headBy)
 	}
 	// Cancelling the request unblocks any read or write on the connection.
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
@@ -169,6 +172,12 @@ func (f *fastPath) exchange(c *upConn, req *http.Request) (*http.Response, error
 		r, err := http.ReadResponse(c.br, req)
 		if err != nil {
 			stop()
+			// A head cut off by the deadline mid-line surfaces as a
+			// malformed response: bufio.Reader.ReadLine drops the read
+			// error when it holds part of a line.
+			if !headBy.IsZero() && !time.Now().Before(headBy) && !isTimeout(err) {
+				err = fmt.Errorf("%w: no complete response head within %s (%w)", os.ErrDeadlineExceeded, f.header, err)
+			}
 			return nil, ctxErr(ctx, err)
 		}
 		if r.StatusCode >= 200 || r.StatusCode == http.StatusSwitchingProtocols {

@@ -89,7 +89,11 @@ func (s *server) handlePoll() http.Handler {
 		copyHeaders(h, resp.Header, "Content-Type", "Content-Length", "Retry-After")
 		h.Set("Cache-Control", "no-store")
 		w.WriteHeader(resp.StatusCode)
-		_, _ = io.Copy(w, resp.Body)
+		if _, err := io.Copy(w, resp.Body); err != nil {
+			// Headers are gone: cutting the connection is the only way to
+			// tell the client the answer is incomplete.
+			panic(http.ErrAbortHandler)
+		}
 	})
 }
 
@@ -106,9 +110,15 @@ func (s *server) handleImage() http.Handler {
 		if resp.StatusCode != http.StatusOK {
 			status := http.StatusBadGateway
 			hint := ""
-			if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusForbidden {
+			switch resp.StatusCode {
+			case http.StatusNotFound, http.StatusForbidden:
 				status = http.StatusNotFound
 				hint = ": the link has probably expired (BFL keeps results about 10 minutes)"
+			case http.StatusTooManyRequests:
+				// Fetching an image again is safe; the client may retry.
+				status = http.StatusTooManyRequests
+				hint = ": retry later"
+				copyHeaders(w.Header(), resp.Header, "Retry-After")
 			}
 			writeDetail(w, status, fmt.Sprintf("the delivery host %s answered %s%s", u.Host, resp.Status, hint))
 			return
@@ -132,7 +142,7 @@ func (s *server) handleImage() http.Handler {
 		h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
 		w.WriteHeader(http.StatusOK)
 		n, err := io.Copy(w, io.LimitReader(resp.Body, maxImage+1))
-		if n > maxImage || (err == nil && resp.ContentLength > 0 && n < resp.ContentLength) {
+		if n > maxImage || err != nil {
 			// Headers are gone: cutting the connection is the only way to
 			// tell the client the image is incomplete.
 			panic(http.ErrAbortHandler)
@@ -156,7 +166,8 @@ func (s *server) fetchError(w http.ResponseWriter, r *http.Request, u *url.URL, 
 		writeDetail(w, http.StatusGatewayTimeout, fmt.Sprintf("%s did not answer within UPSTREAM_TIMEOUT=%s", u.Host, s.cfg.UpstreamTimeout))
 	default:
 		s.log.Warn("fetch failed", "host", u.Host, "error", err.Error())
-		writeDetail(w, http.StatusBadGateway, fmt.Sprintf("could not reach %s: %s", u.Host, reason(err)))
+		why, _ := reason(err)
+		writeDetail(w, http.StatusBadGateway, fmt.Sprintf("could not reach %s: %s", u.Host, why))
 	}
 }
 

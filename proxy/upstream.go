@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -83,9 +84,14 @@ func forwardHeaders(in http.Header) http.Header {
 	return out
 }
 
+// maxErrorBody bounds how much of an error answer is read to check that it
+// is JSON; BFL's are a few hundred bytes.
+const maxErrorBody = 64 << 10
+
 // cleanResponse keeps upstream cookies and CORS decisions away from the
-// browser, and gives a failing upstream's bodiless or non-JSON 5xx answer
-// BFL's error shape so the PWA can show it.
+// browser, and gives an error answer that is bodiless or not JSON (an HTML
+// page from a gateway, a bare 429) BFL's error shape so the PWA can show
+// it. Status and Retry-After stay as the upstream sent them.
 func cleanResponse(resp *http.Response) error {
 	h := resp.Header
 	h.Del("Set-Cookie")
@@ -95,15 +101,31 @@ func cleanResponse(resp *http.Response) error {
 			h.Del(k)
 		}
 	}
-	if resp.StatusCode < 500 {
+	if resp.StatusCode < 400 {
 		return nil
 	}
+	problem := "without an error message"
 	mt, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
 	if resp.ContentLength != 0 && mt == "application/json" {
-		return nil
+		if enc := h.Get("Content-Encoding"); enc != "" && enc != "identity" {
+			return nil // compressed: passed on as it is, unread
+		}
+		head, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody+1))
+		switch {
+		case err != nil:
+			problem = "and its message broke off"
+		case len(head) > maxErrorBody || json.Valid(head):
+			resp.Body = struct {
+				io.Reader
+				io.Closer
+			}{io.MultiReader(bytes.NewReader(head), resp.Body), resp.Body}
+			return nil
+		case len(head) > 0:
+			problem = "with a message that is not JSON"
+		}
 	}
 	_ = resp.Body.Close()
-	body := fmt.Appendf(nil, `{"detail":%q}`, fmt.Sprintf("BFL answered %s without an error message", resp.Status))
+	body := fmt.Appendf(nil, `{"detail":%q}`, fmt.Sprintf("BFL answered %s %s", resp.Status, problem))
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	resp.ContentLength = int64(len(body))
 	h.Set("Content-Length", strconv.Itoa(len(body)))
@@ -123,11 +145,22 @@ func (s *server) upstreamError(w http.ResponseWriter, r *http.Request, err error
 		// The client left; nobody reads this answer, the log line records it.
 		w.WriteHeader(499)
 	case isTimeout(err):
-		writeDetail(w, http.StatusGatewayTimeout, fmt.Sprintf("BFL (%s) did not answer within UPSTREAM_TIMEOUT=%s", s.upstreamHost, s.cfg.UpstreamTimeout))
+		writeDetail(w, http.StatusGatewayTimeout, fmt.Sprintf("BFL (%s) did not answer within UPSTREAM_TIMEOUT=%s%s",
+			s.upstreamHost, s.cfg.UpstreamTimeout, mayHaveArrived(r, true)))
 	default:
 		s.log.Warn("upstream unreachable", "host", s.upstreamHost, "error", err.Error())
-		writeDetail(w, http.StatusBadGateway, fmt.Sprintf("could not reach BFL (%s): %s", s.upstreamHost, reason(err)))
+		why, sent := reason(err)
+		writeDetail(w, http.StatusBadGateway, fmt.Sprintf("could not reach BFL (%s): %s%s", s.upstreamHost, why, mayHaveArrived(r, sent)))
 	}
+}
+
+// mayHaveArrived warns, for a submit that left the proxy and got no
+// answer, that BFL may have accepted it: sending it again could pay twice.
+func mayHaveArrived(r *http.Request, sent bool) string {
+	if r.Method != http.MethodPost || !sent {
+		return ""
+	}
+	return "; the request may have reached BFL: check your tasks before sending it again"
 }
 
 func isTimeout(err error) bool {
@@ -135,19 +168,21 @@ func isTimeout(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
-// reason says in a few words why a connection failed, without addresses.
-func reason(err error) string {
+// reason says in a few words why a connection failed, without addresses,
+// and whether the request may have been sent: not when the connection
+// could not even be made.
+func reason(err error) (why string, sent bool) {
 	var dnsErr *net.DNSError
 	var opErr *net.OpError
 	switch {
 	case errors.As(err, &dnsErr):
-		return "the host name does not resolve"
+		return "the host name does not resolve", false
 	case errors.As(err, &opErr) && opErr.Op == "dial":
-		return "connection refused or blocked"
+		return "connection refused or blocked", false
 	case strings.Contains(err.Error(), "tls"):
-		return "TLS handshake failed"
+		return "TLS handshake failed", false
 	default:
-		return "the connection failed"
+		return "the connection failed", true
 	}
 }
 
