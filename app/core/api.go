@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -135,7 +136,7 @@ func (a *API) Post(ctx context.Context, endpoint string, body any, out any) erro
 	}
 	ctx, cancel := context.WithTimeout(ctx, a.opts.Timeout)
 	defer cancel()
-	return a.send(ctx, endpoint, http.MethodPost, "/api/v1/"+endpoint, nil, bytes.NewReader(data), int64(len(data)), out)
+	return unsureSubmit(a.send(ctx, endpoint, http.MethodPost, "/api/v1/"+endpoint, nil, bytes.NewReader(data), int64(len(data)), out))
 }
 
 // PostJSON submits a pre-built JSON body, reporting upload progress. It is
@@ -146,7 +147,24 @@ func (a *API) PostJSON(ctx context.Context, endpoint string, body []byte, progre
 	}
 	ctx, cancel := context.WithTimeout(ctx, a.opts.UploadTimeout)
 	defer cancel()
-	return a.upload(ctx, endpoint, body, progress, out)
+	return unsureSubmit(a.upload(ctx, endpoint, body, progress, out))
+}
+
+// unsureSubmit rewords the failures after which BFL may hold, and charge
+// for, a submit: no answer or a cut-off one, a gateway that lost BFL's
+// answer (502, 504), an unreadable success. "Try again" there could pay for
+// the same work twice. A connection that was never made sent nothing, so
+// it keeps its message.
+func unsureSubmit(err error) error {
+	var ae *APIError
+	var op *net.OpError
+	if !errors.As(err, &ae) || (errors.As(ae.Err, &op) && op.Op == "dial") {
+		return err
+	}
+	if (ae.Status == 0 && errors.Is(ae.Err, errNetwork)) || ae.Status == http.StatusBadGateway || ae.Status == http.StatusGatewayTimeout || ae.Status/100 == 2 {
+		ae.Message = "The submit may have reached BFL, but no complete answer came back: check your credits and tasks before sending it again."
+	}
+	return err
 }
 
 // Poll fetches a task's state from the polling URL BFL returned, through the proxy.
@@ -168,7 +186,7 @@ func (a *API) Image(ctx context.Context, sampleURL string) ([]byte, string, erro
 		defer res.Body.Close()
 		data, err = io.ReadAll(io.LimitReader(res.Body, maxImage+1))
 		if err != nil {
-			return networkError("image", fmt.Errorf("read image: %w", err))
+			return brokenOff("image", fmt.Errorf("read image: %w", err))
 		}
 		if len(data) > maxImage {
 			return &APIError{Endpoint: "image", Status: res.StatusCode, Message: "The image is larger than this app accepts."}
@@ -274,13 +292,29 @@ func decodeBody(name string, res *http.Response, out any) error {
 		_, _ = io.Copy(io.Discard, res.Body)
 		return nil
 	}
-	if err := json.NewDecoder(res.Body).Decode(out); err != nil {
-		if isTimeout(err) {
-			return networkError(name, err)
+	body := &watchedReader{r: res.Body}
+	if err := json.NewDecoder(body).Decode(out); err != nil {
+		if body.err != nil {
+			return brokenOff(name, fmt.Errorf("read %s answer: %w", name, body.err))
 		}
-		return &APIError{Endpoint: name, Status: res.StatusCode, Message: "The proxy sent an answer this app cannot read.", Err: fmt.Errorf("decode %s answer: %w", name, err)}
+		return &APIError{Endpoint: name, Status: res.StatusCode, Message: "The proxy sent an answer this app cannot read: check that the proxy URL in Settings points at a FluxForge proxy.", Err: fmt.Errorf("decode %s answer: %w", name, err)}
 	}
 	return nil
+}
+
+// watchedReader remembers a failed read, which tells a connection that
+// broke off mid-answer from a complete answer that is not JSON.
+type watchedReader struct {
+	r   io.Reader
+	err error
+}
+
+func (w *watchedReader) Read(p []byte) (int, error) {
+	n, err := w.r.Read(p)
+	if err != nil && err != io.EOF {
+		w.err = err
+	}
+	return n, err
 }
 
 // do sends one request and returns the response when it is a 2xx; any other
@@ -334,6 +368,15 @@ func networkError(name string, err error) *APIError {
 		msg = "The proxy did not answer in time: try again."
 	}
 	return &APIError{Endpoint: name, Message: msg, Err: fmt.Errorf("%w: %w", errNetwork, err)}
+}
+
+// brokenOff is an answer that stopped before its end: a timeout, or a
+// connection that was reset or closed. Like no answer, it is retried where safe.
+func brokenOff(name string, err error) *APIError {
+	if isTimeout(err) {
+		return networkError(name, err)
+	}
+	return &APIError{Endpoint: name, Message: "The answer from the proxy broke off: check your connection and try again.", Err: fmt.Errorf("%w: %w", errNetwork, err)}
 }
 
 func isTimeout(err error) bool {
