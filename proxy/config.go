@@ -41,6 +41,9 @@ type Config struct {
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"30s"`
 	MaxConcurrent   int           `env:"MAX_CONCURRENT" envDefault:"256"`
 
+	// DebugAddr, when set, serves net/http/pprof there; loopback only.
+	DebugAddr string `env:"DEBUG_ADDR"`
+
 	SiteDir    string `env:"SITE_DIR" envDefault:"build/site"`
 	ConfigFile string `env:"CONFIG_FILE"`
 
@@ -110,6 +113,13 @@ func (c *Config) check() error {
 	c.upstream = u
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		return configError("ADDR", "%q must be host:port or :port (%v)", c.Addr, err)
+	}
+	if c.DebugAddr != "" {
+		// Profiles show the process's internals, its memory included.
+		host, _, err := net.SplitHostPort(c.DebugAddr)
+		if err != nil || !loopback(host) {
+			return configError("DEBUG_ADDR", "%q must be a loopback host:port like 127.0.0.1:6060 (it serves profiles of the process)", c.DebugAddr)
+		}
 	}
 	for i, o := range c.Origins {
 		ou, err := url.Parse(strings.TrimSpace(o))

@@ -35,6 +35,15 @@ func Run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	if err != nil {
 		return fmt.Errorf("%w: ADDR: cannot listen on %q: %w", ErrConfig, cfg.Addr, err)
 	}
+	errLog := slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
+	if cfg.DebugAddr != "" {
+		stopDebug, err := serveDebug(cfg.DebugAddr, stdout, errLog)
+		if err != nil {
+			_ = ln.Close()
+			return err
+		}
+		defer stopDebug()
+	}
 	s.banner(stdout, ln.Addr())
 
 	srv := &http.Server{
@@ -43,7 +52,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		ErrorLog:          errLog,
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
