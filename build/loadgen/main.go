@@ -1,16 +1,18 @@
 // Command loadgen drives the FluxForge proxy with many concurrent users in a
 // realistic mix (generate: submit, poll, fetch the image; browse models;
 // check credits) and reports throughput, latency and errors per kind of
-// request, and the proxy's memory, threads and open files before, during
-// and after the load.
+// request, and the proxy's memory, goroutines, threads and open files
+// before, during and after the load.
 //
 // With no -addr it starts the proxy binary itself in simulated mode on a
 // free loopback port, with a large simulated credit balance and short task
 // durations, and stops it with SIGTERM at the end (the clean exit is part of
 // the report). With -live-sim it starts the standalone simulator and the
 // proxy in live mode against it instead, so the proxy's memory is its own.
-// With -addr it drives a proxy already running; give -pid for the process
-// figures.
+// A proxy it starts gets a pprof listener on another loopback port
+// (DEBUG_ADDR), read for the goroutine count. With -addr it drives a proxy
+// already running; give -pid for the process figures and -debug-addr for
+// the goroutine count.
 //
 //	go run ./build/loadgen -clients 200 -duration 60s
 package main
@@ -42,6 +44,8 @@ type options struct {
 	settle   time.Duration
 	timeout  time.Duration
 	endpoint string
+	debug    string
+	procs    int
 }
 
 func main() {
@@ -66,6 +70,8 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.think, "think", 250*time.Millisecond, "mean pause between a user's actions (uniform from 0 to twice this)")
 	fs.DurationVar(&o.settle, "settle", 5*time.Second, "pause after the load before the 'after' figures")
 	fs.DurationVar(&o.timeout, "request-timeout", 30*time.Second, "deadline of one request")
+	fs.StringVar(&o.debug, "debug-addr", "", "base URL of the running proxy's pprof listener (its DEBUG_ADDR), e.g. http://127.0.0.1:6060, for its goroutine count")
+	fs.IntVar(&o.procs, "proxy-gomaxprocs", 0, "GOMAXPROCS of the proxy this program starts (0: the proxy's own choice)")
 	fs.StringVar(&o.endpoint, "endpoint", "flux-pro-1.1-ultra-finetuned", "generation endpoint the users submit to")
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
@@ -86,7 +92,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	case o.addr != "":
 	case o.simBin != "":
 		var simP *proxyProcess
-		if proc, simP, err = startLive(ctx, o.bin, o.simBin); err != nil {
+		if proc, simP, err = startLive(ctx, o.bin, o.simBin, o.procs); err != nil {
 			return err
 		}
 		defer simP.kill()
@@ -94,14 +100,14 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprintf(out, "started %s (pid %d) in live mode on %s, upstream %s (pid %d) on %s\n",
 			o.bin, proc.pid(), proc.base, o.simBin, simP.pid(), simP.base)
 	default:
-		if proc, err = startSimulated(ctx, o.bin); err != nil {
+		if proc, err = startSimulated(ctx, o.bin, o.procs); err != nil {
 			return err
 		}
 		defer proc.kill()
 		fmt.Fprintf(out, "started %s (pid %d) in simulated mode on %s\n", o.bin, proc.pid(), proc.base)
 	}
 	if proc != nil {
-		o.addr, o.pid = proc.base, proc.pid()
+		o.addr, o.pid, o.debug = proc.base, proc.pid(), proc.debug
 	}
 	o.addr = strings.TrimSuffix(o.addr, "/")
 	if err := waitHealthy(ctx, o.addr); err != nil {
@@ -121,7 +127,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fmt.Fprintf(out, "model %s is Ready; %d users for %v, mix 50%% generate (submit, poll every 0.5 s, fetch image), 30%% browse models, 20%% credits, think 0-%v\n",
 		model, o.clients, o.duration, 2*o.think)
 
-	mon := newMonitor(o.pid)
+	mon := newMonitor(o.pid, o.debug)
 	before := mon.snap()
 	rec := newRecorder()
 	load := &api{base: o.addr, token: o.token, client: client, rec: rec, timeout: o.timeout, endpoint: o.endpoint}

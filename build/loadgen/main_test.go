@@ -20,8 +20,9 @@ import (
 )
 
 // startInProcess runs the real proxy in simulated mode inside the test and
-// returns its base URL.
-func startInProcess(t *testing.T, env map[string]string) string {
+// returns its base URL, and that of its pprof listener if env sets
+// DEBUG_ADDR.
+func startInProcess(t *testing.T, env map[string]string) (base, debug string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
@@ -45,25 +46,28 @@ func startInProcess(t *testing.T, env map[string]string) string {
 	go func() {
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
+			if rest, ok := strings.CutPrefix(sc.Text(), "debug: pprof on "); ok {
+				debug = strings.TrimSuffix(rest, "/debug/pprof/")
+			}
 			if rest, ok := strings.CutPrefix(sc.Text(), "listening on "); ok {
 				found <- rest
 			}
 		}
 	}()
 	select {
-	case base := <-found:
-		return base
+	case base = <-found:
+		return base, debug
 	case err := <-done:
 		t.Fatalf("proxy exited: %v", err)
 	case <-time.After(15 * time.Second):
 		t.Fatal("proxy printed no listening line")
 	}
-	return ""
+	return "", ""
 }
 
 func TestLoadAgainstSimulatedProxy(t *testing.T) {
-	base := startInProcess(t, map[string]string{
-		"ADDR": "127.0.0.1:0", "SITE_DIR": t.TempDir(),
+	base, debug := startInProcess(t, map[string]string{
+		"ADDR": "127.0.0.1:0", "DEBUG_ADDR": "127.0.0.1:0", "SITE_DIR": t.TempDir(),
 		"SIM_TRAIN_SECONDS": "0.2", "SIM_GENERATE_SECONDS": "0.3", "SIM_CREDITS": "1000000",
 		// A low cap so the run is sure to meet the simulator's 429.
 		"SIM_MAX_ACTIVE": "1",
@@ -71,7 +75,7 @@ func TestLoadAgainstSimulatedProxy(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var out bytes.Buffer
-	err := run(ctx, []string{"-addr", base, "-pid", strconv.Itoa(os.Getpid()),
+	err := run(ctx, []string{"-addr", base, "-pid", strconv.Itoa(os.Getpid()), "-debug-addr", debug,
 		"-clients", "12", "-duration", "3s", "-think", "20ms", "-settle", "100ms"}, &out)
 	report := out.String()
 	t.Log(report)
@@ -91,9 +95,22 @@ func TestLoadAgainstSimulatedProxy(t *testing.T) {
 	if limited == nil || limited[1] == "0" {
 		t.Errorf("submits should have met 429s, counted apart, with no errors")
 	}
-	for _, want := range []string{" 0 errors", "before", "during: peak", "after (+100ms idle)"} {
+	for _, want := range []string{" 0 errors", "before", "during: peak", "after (+100ms idle)", "goroutines during, same samples: "} {
 		if !strings.Contains(report, want) {
 			t.Errorf("report lacks %q", want)
+		}
+	}
+	goroutineCounts(t, report)
+}
+
+// goroutineCounts checks the before, peak and after rows each give a
+// goroutine count (the test process's own here, above zero).
+func goroutineCounts(t *testing.T, report string) {
+	t.Helper()
+	for _, row := range []string{"before", "during: peak", `after \(\+\S+ idle\)`} {
+		m := regexp.MustCompile(`(?m)^  ` + row + `\s+\S+ MB\s+(\d+)\s+\d+\s+\d+$`).FindStringSubmatch(report)
+		if m == nil || m[1] == "0" {
+			t.Errorf("row %q gives no goroutine count", row)
 		}
 	}
 }
@@ -101,7 +118,7 @@ func TestLoadAgainstSimulatedProxy(t *testing.T) {
 func TestRunFailsOnErrors(t *testing.T) {
 	// A proxy with a token the load generator does not send: every request
 	// is refused, and the run must say so rather than print a clean report.
-	base := startInProcess(t, map[string]string{"ADDR": "127.0.0.1:0", "SITE_DIR": t.TempDir(), "PROXY_TOKEN": "secret"})
+	base, _ := startInProcess(t, map[string]string{"ADDR": "127.0.0.1:0", "SITE_DIR": t.TempDir(), "PROXY_TOKEN": "secret"})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	err := run(ctx, []string{"-addr", base, "-clients", "2", "-duration", "500ms"}, io.Discard)
@@ -128,7 +145,7 @@ func TestStartedServers(t *testing.T) {
 	defer cancel()
 	proxyBin, simBin := buildServers(t, ctx)
 
-	p, err := startSimulated(ctx, proxyBin)
+	p, err := startSimulated(ctx, proxyBin, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,11 +162,12 @@ func TestStartedServers(t *testing.T) {
 		t.Fatalf("live run: %v", err)
 	}
 	for _, want := range []string{"in live mode on http://127.0.0.1:", "upstream " + simBin, " 0 errors",
-		"proxy shut down on SIGTERM"} {
+		"proxy shut down on SIGTERM", "goroutines from its pprof listener"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q", want)
 		}
 	}
+	goroutineCounts(t, out.String())
 }
 
 func TestWithEnvReplaces(t *testing.T) {

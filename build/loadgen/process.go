@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,6 +25,7 @@ import (
 type proxyProcess struct {
 	cmd    *exec.Cmd
 	base   string
+	debug  string // base URL of its pprof listener, if it printed one
 	logf   *os.File
 	exited chan error
 }
@@ -36,23 +39,34 @@ var loadSimEnv = []string{
 	"SIM_CREDITS=1000000000",
 }
 
+// proxyEnv is what every proxy this program starts gets: a free loopback
+// port, and its pprof listener on another so the report can show its
+// goroutines. gomaxprocs, when above 0, overrides the proxy's own choice.
+func proxyEnv(gomaxprocs int) []string {
+	env := []string{"ADDR=127.0.0.1:0", "DEBUG_ADDR=127.0.0.1:0"}
+	if gomaxprocs > 0 {
+		env = append(env, "GOMAXPROCS="+strconv.Itoa(gomaxprocs))
+	}
+	return env
+}
+
 // startSimulated starts the proxy in simulated mode, the simulator inside it.
-func startSimulated(ctx context.Context, bin string) (*proxyProcess, error) {
+func startSimulated(ctx context.Context, bin string, gomaxprocs int) (*proxyProcess, error) {
 	// BFL_API_KEY is emptied whatever the caller's environment holds: a load
 	// test must never reach BFL.
-	env := append([]string{"BFL_API_KEY=", "ADDR=127.0.0.1:0"}, loadSimEnv...)
+	env := append(append([]string{"BFL_API_KEY="}, proxyEnv(gomaxprocs)...), loadSimEnv...)
 	return startServer(ctx, bin, env)
 }
 
 // startLive starts the standalone simulator with a fresh key, then the proxy
 // in live mode pointed at it; the proxy process is the one measured.
-func startLive(ctx context.Context, proxyBin, simBin string) (proxyP, simP *proxyProcess, err error) {
+func startLive(ctx context.Context, proxyBin, simBin string, gomaxprocs int) (proxyP, simP *proxyProcess, err error) {
 	key := "load-" + rand.Text()
 	simP, err = startServer(ctx, simBin, append([]string{"SIM_KEY=" + key, "ADDR=127.0.0.1:0"}, loadSimEnv...))
 	if err != nil {
 		return nil, nil, err
 	}
-	proxyP, err = startServer(ctx, proxyBin, []string{"BFL_API_KEY=" + key, "BFL_API_URL=" + simP.base, "ADDR=127.0.0.1:0"})
+	proxyP, err = startServer(ctx, proxyBin, append([]string{"BFL_API_KEY=" + key, "BFL_API_URL=" + simP.base}, proxyEnv(gomaxprocs)...))
 	if err != nil {
 		simP.kill()
 		return nil, nil, err
@@ -61,7 +75,8 @@ func startLive(ctx context.Context, proxyBin, simBin string) (proxyP, simP *prox
 }
 
 // startServer runs bin with env added to this process's environment and
-// waits for the "listening on http://..." line it prints on stdout.
+// waits for the "listening on http://..." line it prints on stdout, noting
+// the "debug: pprof on http://..." line the proxy prints before it.
 func startServer(ctx context.Context, bin string, env []string) (*proxyProcess, error) {
 	logf, err := os.CreateTemp("", "loadgen-server-*.log")
 	if err != nil {
@@ -84,6 +99,10 @@ func startServer(ctx context.Context, bin string, env []string) (*proxyProcess, 
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
+			if rest, ok := strings.CutPrefix(sc.Text(), "debug: pprof on "); ok {
+				// Written before found is sent, so read safely after it.
+				p.debug = strings.TrimSuffix(rest, "/debug/pprof/")
+			}
 			if _, rest, ok := strings.Cut(sc.Text(), "listening on "); ok {
 				addr, _, _ := strings.Cut(rest, " ")
 				select {
@@ -220,19 +239,22 @@ func readyModel(ctx context.Context, a *api) (string, error) {
 	return s.ID, nil
 }
 
-// monitor reads a process's figures from /proc.
+// monitor reads a process's figures from /proc, and its goroutine count
+// from its pprof listener when it has one.
 type monitor struct {
-	pid int
-	mu  sync.Mutex
+	pid   int
+	debug string // base URL of the pprof listener; empty: no goroutine count
+	mu    sync.Mutex
 }
 
 type snapshot struct {
-	mem measure.Mem
-	fds int
-	err error
+	mem        measure.Mem
+	fds        int
+	goroutines int // -1: unknown
+	err        error
 }
 
-func newMonitor(pid int) *monitor { return &monitor{pid: pid} }
+func newMonitor(pid int, debug string) *monitor { return &monitor{pid: pid, debug: debug} }
 
 func (m *monitor) snap() snapshot {
 	if m.pid == 0 {
@@ -246,16 +268,47 @@ func (m *monitor) snap() snapshot {
 	if err != nil {
 		return snapshot{err: fmt.Errorf("count open files of pid %d: %w", m.pid, err)}
 	}
-	return snapshot{mem: mem, fds: len(fds)}
+	s := snapshot{mem: mem, fds: len(fds), goroutines: -1}
+	if m.debug != "" {
+		if s.goroutines, err = goroutines(m.debug); err != nil {
+			return snapshot{err: err}
+		}
+	}
+	return s
+}
+
+var totalRE = regexp.MustCompile(`goroutine profile: total (\d+)`)
+
+// goroutines reads the count from the goroutine profile's text form.
+func goroutines(debug string) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, debug+"/debug/pprof/goroutine?debug=1", nil)
+	if err != nil {
+		return 0, fmt.Errorf("goroutine profile request: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("goroutine profile: %w", err)
+	}
+	defer resp.Body.Close()
+	// The count is on the first line; the stacks after it can be long.
+	head, err := bufio.NewReader(resp.Body).ReadString('\n')
+	m := totalRE.FindStringSubmatch(head)
+	if resp.StatusCode != http.StatusOK || m == nil {
+		return 0, fmt.Errorf("goroutine profile: status %d, first line %q (%v)", resp.StatusCode, head, err)
+	}
+	return strconv.Atoi(m[1])
 }
 
 // duringLoad summarises the samples taken while the users ran.
 type duringLoad struct {
-	n                  int
-	peakRSS            int64
-	peakThreads, peakF int
-	first, last        snapshot
-	rss                []int64 // every sample, to show a trend
+	n                          int
+	peakRSS                    int64
+	peakThreads, peakF, peakGo int
+	first, last                snapshot
+	rss                        []int64 // every sample, to show a trend
+	gos                        []int
 }
 
 // sampleEvery samples until the returned function is called, which returns
@@ -285,6 +338,8 @@ func (m *monitor) sampleEvery(d time.Duration) func() duringLoad {
 			res.n++
 			res.last = s
 			res.rss = append(res.rss, s.mem.RSS)
+			res.gos = append(res.gos, s.goroutines)
+			res.peakGo = max(res.peakGo, s.goroutines)
 			res.peakRSS = max(res.peakRSS, s.mem.RSS)
 			res.peakThreads = max(res.peakThreads, s.mem.Threads)
 			res.peakF = max(res.peakF, s.fds)
@@ -301,32 +356,44 @@ func (m *monitor) sampleEvery(d time.Duration) func() duringLoad {
 }
 
 func (m *monitor) print(w io.Writer, before snapshot, during duringLoad, after snapshot, settle time.Duration) {
-	fmt.Fprintf(w, "\nproxy process (pid %d) from /proc; it exposes no goroutine count, so threads and open files stand in\n", m.pid)
+	source := "goroutines from its pprof listener (DEBUG_ADDR)"
+	if m.debug == "" {
+		source = "no pprof listener, so no goroutine count"
+	}
+	fmt.Fprintf(w, "\nproxy process (pid %d) from /proc; %s\n", m.pid, source)
 	if before.err != nil {
 		fmt.Fprintf(w, "  no process figures: %v\n", before.err)
 		return
 	}
-	fmt.Fprintf(w, "  %-28s %10s %8s %8s\n", "", "RSS", "threads", "fds")
-	row := func(name string, rss int64, threads, fds int) {
-		fmt.Fprintf(w, "  %-28s %10s %8d %8d\n", name, measure.MB(rss), threads, fds)
+	fmt.Fprintf(w, "  %-28s %10s %11s %8s %8s\n", "", "RSS", "goroutines", "threads", "fds")
+	row := func(name string, rss int64, gos, threads, fds int) {
+		g := "-"
+		if gos >= 0 {
+			g = strconv.Itoa(gos)
+		}
+		fmt.Fprintf(w, "  %-28s %10s %11s %8d %8d\n", name, measure.MB(rss), g, threads, fds)
 	}
-	row("before", before.mem.RSS, before.mem.Threads, before.fds)
+	row("before", before.mem.RSS, before.goroutines, before.mem.Threads, before.fds)
 	if during.n > 0 {
-		row(fmt.Sprintf("during: first of %d samples", during.n), during.first.mem.RSS, during.first.mem.Threads, during.first.fds)
-		row("during: last sample", during.last.mem.RSS, during.last.mem.Threads, during.last.fds)
-		row("during: peak", during.peakRSS, during.peakThreads, during.peakF)
+		row(fmt.Sprintf("during: first of %d samples", during.n), during.first.mem.RSS, during.first.goroutines, during.first.mem.Threads, during.first.fds)
+		row("during: last sample", during.last.mem.RSS, during.last.goroutines, during.last.mem.Threads, during.last.fds)
+		row("during: peak", during.peakRSS, during.peakGo, during.peakThreads, during.peakF)
 	}
 	if len(during.rss) > 1 {
 		step := max(1, len(during.rss)/12)
-		var parts []string
+		var rss, gos []string
 		for i := 0; i < len(during.rss); i += step {
-			parts = append(parts, fmt.Sprintf("%.0f", float64(during.rss[i])/(1<<20)))
+			rss = append(rss, fmt.Sprintf("%.0f", float64(during.rss[i])/(1<<20)))
+			gos = append(gos, strconv.Itoa(during.gos[i]))
 		}
-		fmt.Fprintf(w, "  RSS during, MB, one sample every %d s: %s\n", step, strings.Join(parts, " "))
+		fmt.Fprintf(w, "  RSS during, MB, one sample every %d s: %s\n", step, strings.Join(rss, " "))
+		if m.debug != "" {
+			fmt.Fprintf(w, "  goroutines during, same samples: %s\n", strings.Join(gos, " "))
+		}
 	}
 	if after.err != nil {
 		fmt.Fprintf(w, "  after: %v\n", after.err)
 		return
 	}
-	row(fmt.Sprintf("after (+%v idle)", settle), after.mem.RSS, after.mem.Threads, after.fds)
+	row(fmt.Sprintf("after (+%v idle)", settle), after.mem.RSS, after.goroutines, after.mem.Threads, after.fds)
 }
