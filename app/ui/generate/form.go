@@ -253,7 +253,7 @@ func (p *Page) pickImage(name string) app.EventHandler {
 		file := ctx.JSSrc().Get("files").Index(0)
 		ctx.Async(func() {
 			data, mt, err := readFile(file, maxInputBytes)
-			p.ctx.Dispatch(func(ctx app.Context) {
+			p.dispatch(func(ctx app.Context) {
 				if err != nil {
 					p.errs[name] = err.Error()
 					return
@@ -402,14 +402,14 @@ func (p *Page) submit(expand func(inference.Form) ([]inference.Form, error)) {
 		if ok, _ := m.Readiness(); !ok {
 			if fresh, err := p.models.Recheck(ctx, m); err == nil {
 				m = fresh
-				ctx.Dispatch(func(app.Context) { p.replaceModel(fresh) })
+				p.dispatch(func(app.Context) { p.replaceModel(fresh) })
 			}
 			for i := range forms {
 				forms[i].Model = m
 			}
 		}
 		var once sync.Once
-		submitted := func() { once.Do(func() { ctx.Dispatch(func(app.Context) { p.busy-- }) }) }
+		submitted := func() { once.Do(func() { p.dispatch(func(app.Context) { p.busy-- }) }) }
 		tctx, cancel := context.WithTimeout(ctx, taskTimeout)
 		defer cancel()
 		var errs []error
@@ -424,7 +424,7 @@ func (p *Page) submit(expand func(inference.Form) ([]inference.Form, error)) {
 		submitted()
 		for _, err := range errs {
 			if err != nil {
-				ctx.Dispatch(func(app.Context) { p.showError(err) })
+				p.dispatch(func(app.Context) { p.showError(err) })
 				return // one message is enough; the results show each task
 			}
 		}

@@ -96,12 +96,12 @@ func (p *Page) OnMount(ctx app.Context) {
 		cached, err := p.models.Cached(ctx)
 		p.loadGallery()
 		if err == nil {
-			ctx.Dispatch(func(app.Context) { p.setModels(cached) })
+			p.dispatch(func(app.Context) { p.setModels(cached) })
 		}
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 		fresh, err := p.models.Refresh(rctx)
 		cancel()
-		ctx.Dispatch(func(ctx app.Context) {
+		p.dispatch(func(ctx app.Context) {
 			if err != nil {
 				notify.Fail(ctx, err)
 				return
@@ -165,7 +165,7 @@ func (p *Page) loadGallery() {
 	ctx := p.ctx
 	recs, err := p.gallery.List(ctx, "")
 	if err != nil {
-		ctx.Dispatch(func(ctx app.Context) { notify.Fail(ctx, err) })
+		p.dispatch(func(ctx app.Context) { notify.Fail(ctx, err) })
 		return
 	}
 	urls := map[string]string{}
@@ -179,7 +179,7 @@ func (p *Page) loadGallery() {
 		}
 		urls[r.ID] = objectURL(data, mt)
 	}
-	ctx.Dispatch(func(app.Context) {
+	p.dispatch(func(app.Context) {
 		for id, u := range p.urls {
 			revokeURL(u)
 			delete(p.urls, id)
@@ -195,7 +195,7 @@ func (p *Page) onUpdate(r gallery.Record) {
 	if r.HasImage() {
 		data, mt, _ = p.gallery.Image(p.ctx, r)
 	}
-	p.ctx.Dispatch(func(app.Context) {
+	p.dispatch(func(app.Context) {
 		if !slices.Contains(p.tasks, r.ID) {
 			p.tasks = append([]string{r.ID}, p.tasks...)
 		}

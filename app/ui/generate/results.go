@@ -237,7 +237,7 @@ func (p *Page) download(r gallery.Record) {
 	ctx := p.ctx
 	ctx.Async(func() {
 		data, mt, err := p.gallery.Image(ctx, r)
-		ctx.Dispatch(func(ctx app.Context) {
+		p.dispatch(func(ctx app.Context) {
 			if err != nil {
 				notify.Fail(ctx, err)
 				return
@@ -272,7 +272,7 @@ func (p *Page) useSettings(ctx app.Context, r gallery.Record) {
 			if err != nil {
 				continue // the form works without it; the user can choose the image again
 			}
-			p.ctx.Dispatch(func(app.Context) { p.setImage(field, data, mt) })
+			p.dispatch(func(app.Context) { p.setImage(field, data, mt) })
 		}
 	})
 }
@@ -281,7 +281,7 @@ func (p *Page) deleteRecord(id string) {
 	ctx := p.ctx
 	ctx.Async(func() {
 		err := p.gallery.Delete(ctx, id)
-		ctx.Dispatch(func(ctx app.Context) {
+		p.dispatch(func(ctx app.Context) {
 			if err != nil {
 				notify.Fail(ctx, err)
 				return
@@ -302,7 +302,7 @@ func (p *Page) export() {
 	ctx.Async(func() {
 		var buf bytes.Buffer
 		n, err := p.gallery.Export(ctx, &buf, time.Now())
-		ctx.Dispatch(func(ctx app.Context) {
+		p.dispatch(func(ctx app.Context) {
 			if err != nil {
 				notify.Fail(ctx, err)
 				return
@@ -324,11 +324,11 @@ func (p *Page) importArchive(file app.Value) {
 			cancel()
 		}
 		if err != nil {
-			ctx.Dispatch(func(ctx app.Context) { notify.Fail(ctx, err) })
+			p.dispatch(func(ctx app.Context) { notify.Fail(ctx, err) })
 			return
 		}
 		p.loadGallery()
-		ctx.Dispatch(func(ctx app.Context) {
+		p.dispatch(func(ctx app.Context) {
 			notify.Done(ctx, fmt.Sprintf("Imported %d images; %d were already here.", res.Added, res.Skipped))
 		})
 	})

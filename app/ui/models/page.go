@@ -53,7 +53,7 @@ func (p *Page) OnMount(ctx app.Context) {
 	p.svc = svc.New(p.c.API(), p.c.Storage(), svc.DefaultConcurrency)
 	ctx.Async(func() {
 		if cached, err := p.svc.Cached(ctx); err == nil && len(cached) > 0 {
-			p.ctx.Dispatch(func(app.Context) { p.setList(cached) })
+			p.dispatch(func(app.Context) { p.setList(cached) })
 		}
 	})
 	p.refresh()
@@ -66,7 +66,7 @@ func (p *Page) refresh() {
 		rctx, cancel := context.WithTimeout(ctx, refreshTimeout)
 		defer cancel()
 		list, err := p.svc.Refresh(rctx)
-		ctx.Dispatch(func(app.Context) {
+		p.dispatch(func(app.Context) {
 			p.loading = false
 			if err != nil {
 				p.loadErr = notify.Message(err)
@@ -108,7 +108,7 @@ func (p *Page) remove(id string) {
 		dctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
 		err := p.svc.Delete(dctx, id)
-		ctx.Dispatch(func(app.Context) {
+		p.dispatch(func(app.Context) {
 			p.deleting, p.confirming = false, ""
 			if err != nil {
 				notify.Fail(ctx, err)
