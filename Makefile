@@ -8,7 +8,7 @@ WASM_EXEC_DIR := $(shell $(GO) env GOROOT)/lib/wasm
 FUZZTIME ?= 10s
 LOAD_DURATION ?= 60s
 
-.PHONY: all build wasm site static proxy run test test-unit test-wasm test-e2e vet bench load fuzz fuzz-long clean
+.PHONY: all build wasm site static proxy run test test-unit test-wasm test-e2e screenshots vet bench load fuzz fuzz-long clean
 
 all: build
 
@@ -47,6 +47,10 @@ test-wasm:
 # Headless Chromium against the built site served by the proxy in simulated mode.
 test-e2e: site
 	E2E_SITE=$(CURDIR)/$(SITE) $(GO) test -count=1 -timeout 20m ./app/e2e/...
+
+# The README's pictures of the three tabs, taken by the e2e suite in headless Chromium.
+screenshots: site
+	E2E_SITE=$(CURDIR)/$(SITE) SCREENSHOTS=$(CURDIR)/build/screenshots $(GO) test -count=1 -timeout 10m -run '^TestScreenshots$$' ./app/e2e/
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) ./build/fuzz.sh
