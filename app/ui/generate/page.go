@@ -77,8 +77,11 @@ func New(c *container.Container) app.Composer {
 	}
 }
 
-// OnNav reads the model to preselect ("Generate with this model").
-func (p *Page) OnNav(ctx app.Context) {
+// OnNav reads the model to preselect ("Generate with this model") when the
+// URL changes while the tab is shown; OnMount reads it when the tab appears.
+func (p *Page) OnNav(ctx app.Context) { p.modelFromURL(ctx) }
+
+func (p *Page) modelFromURL(ctx app.Context) {
 	if id := ctx.Page().URL().Query().Get("model"); id != "" {
 		p.modelID = id
 	}
@@ -88,6 +91,7 @@ func (p *Page) OnNav(ctx app.Context) {
 // a reload interrupted. It runs only in the browser.
 func (p *Page) OnMount(ctx app.Context) {
 	p.ctx = ctx
+	p.modelFromURL(ctx)
 	api, store := p.c.API(), p.c.Storage()
 	p.models = models.New(api, store, models.DefaultConcurrency)
 	p.gallery = gallery.New(store)

@@ -1,0 +1,245 @@
+package e2e
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"image/jpeg"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// apiJSON calls the proxy's API from the test (as another client of the same
+// account would) and decodes the answer.
+func apiJSON(t *testing.T, method, u string, body any, out any) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), StepTimeout)
+	defer cancel()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, u, err)
+	}
+	defer res.Body.Close()
+	if out != nil {
+		if err := json.NewDecoder(res.Body).Decode(out); err != nil {
+			t.Fatalf("%s %s: decode: %v", method, u, err)
+		}
+	}
+	return res.StatusCode
+}
+
+// createModel starts a finetune through the proxy with a one-image dataset
+// and returns its id.
+func createModel(t *testing.T, p *Proxy, name, trigger string) string {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	w, err := zw.Create("face.jpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := jpeg.Encode(w, photo(96, 96, 7), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var sub struct {
+		ID         string `json:"id"`
+		FinetuneID string `json:"finetune_id"`
+	}
+	status := apiJSON(t, http.MethodPost, p.URL+"/api/v1/finetune", map[string]any{
+		"file_data": base64.StdEncoding.EncodeToString(buf.Bytes()), "finetune_comment": name,
+		"trigger_word": trigger, "mode": "character", "iterations": 100,
+	}, &sub)
+	if status != http.StatusOK || sub.ID == "" && sub.FinetuneID == "" {
+		t.Fatalf("create finetune: HTTP %d %+v", status, sub)
+	}
+	if sub.FinetuneID != "" {
+		return sub.FinetuneID
+	}
+	return sub.ID
+}
+
+// trainingStatus reads a finetune's training status.
+func trainingStatus(t *testing.T, p *Proxy, id string) string {
+	t.Helper()
+	var r struct {
+		Status string `json:"status"`
+	}
+	apiJSON(t, http.MethodGet, p.URL+"/api/v1/get_result?id="+url.QueryEscape(id), nil, &r)
+	return r.Status
+}
+
+func waitReady(t *testing.T, p *Proxy, id string) {
+	t.Helper()
+	deadline := time.Now().Add(StepTimeout)
+	for trainingStatus(t, p, id) != "Ready" {
+		if time.Now().After(deadline) {
+			t.Fatalf("finetune %s not Ready within %v", id, StepTimeout)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// openGenerate opens the tab with the model chosen and waits until the
+// model list has loaded with it selected.
+func openGenerate(t *testing.T, b *Browser, p *Proxy, modelID string) {
+	t.Helper()
+	b.Open(t, p.URL+"/generate?model="+url.QueryEscape(modelID))
+	b.WaitTrue(t, fmt.Sprintf(`document.querySelector('#model-select')?.value === %q`, modelID))
+}
+
+// generate types a prompt and clicks Generate.
+func generate(t *testing.T, b *Browser, prompt string) {
+	t.Helper()
+	clearInput(t, b, "field-prompt")
+	b.Do(t, chromedp.SendKeys(chromedp.ID("field-prompt"), prompt), chromedp.Click(chromedp.ID("generate")))
+}
+
+// clearInput empties a field the way a user would, so the app hears an input event.
+func clearInput(t *testing.T, b *Browser, id string) {
+	t.Helper()
+	b.Do(t, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(
+		`(() => { const e = document.getElementById(%q); e.value = ''; e.dispatchEvent(new Event('input', {bubbles: true})) })()`, id)))
+}
+
+func TestGenerateUltraKeepsTheImageWithItsSettings(t *testing.T) {
+	// Samples die 4 s after they are made: the gallery must not depend on them.
+	p := StartProxy(t, map[string]string{"SIM_TRAIN_SECONDS": "1", "SIM_SAMPLE_TTL": "4s"})
+	id := createModel(t, p, "Ada portraits", "ADAX")
+	waitReady(t, p, id)
+	b := NewBrowser(t)
+	openGenerate(t, b, p, id)
+
+	if got := Eval[string](t, b, `document.querySelector('#endpoint-select').value`); got != "flux-pro-1.1-ultra-finetuned" {
+		t.Fatalf("default endpoint %q", got)
+	}
+	b.Do(t, chromedp.SendKeys(chromedp.ID("field-prompt"), "a portrait by the sea"))
+	b.WaitText(t, chromedp.CSS("#trigger-warning"), "ADAX")
+	b.Do(t, chromedp.Click(chromedp.ID("insert-trigger")))
+	b.WaitTrue(t, `document.querySelector('#field-prompt').value === 'ADAX a portrait by the sea' && !document.querySelector('#trigger-warning')`)
+	b.Do(t, chromedp.Click(chromedp.CSS(`.presets .ar-preset:nth-child(1)`))) // 21:9 first...
+	b.Do(t, chromedp.Click(chromedp.CSS(`.presets .ar-preset:nth-child(2)`))) // ...then 16:9
+	b.WaitTrue(t, `document.querySelector('.presets .ar-preset:nth-child(2)').getAttribute('aria-pressed') === 'true'`)
+	b.Do(t, chromedp.Click(chromedp.ID("generate")))
+
+	seedText := b.WaitText(t, chromedp.CSS(".result-seed"), "Seed ")
+	seed := strings.TrimPrefix(strings.TrimSpace(seedText), "Seed ")
+	if _, err := strconv.ParseInt(seed, 10, 64); err != nil {
+		t.Fatalf("seed shown %q", seedText)
+	}
+	b.WaitTrue(t, `(() => { const i = document.querySelector('.result-image'); return i && i.complete && i.naturalWidth > 0 })()`)
+	ratio := Eval[float64](t, b, `(() => { const i = document.querySelector('.result-image'); return i.naturalWidth / i.naturalHeight })()`)
+	if ratio < 1.76 || ratio > 1.79 {
+		t.Fatalf("image ratio %.3f, want 16:9", ratio)
+	}
+	// The seed field now shows the seed used, ready to lock.
+	if got := Eval[string](t, b, `document.querySelector('#field-seed').value`); got != seed {
+		t.Fatalf("seed field %q, want %q", got, seed)
+	}
+
+	// Let BFL's link expire, then reload: the image comes from the browser's storage.
+	sample := Eval[string](t, b, `new Promise(res => { const r = indexedDB.open("fluxforge"); r.onsuccess = () => {
+		const g = r.result.transaction("gallery").objectStore("gallery").getAll();
+		g.onsuccess = () => res(JSON.parse(g.result[0]).result.sample); }; })`)
+	deadline := time.Now().Add(StepTimeout)
+	for apiJSON(t, http.MethodGet, p.URL+"/api/image?url="+url.QueryEscape(sample), nil, nil) == http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatal("the sample link never expired")
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	b.Open(t, p.URL+"/generate")
+	b.WaitTrue(t, `document.querySelectorAll('#gallery .gallery-item').length === 1`)
+	b.WaitTrue(t, `(() => { const i = document.querySelector('.gallery-item img'); return i && i.complete && i.naturalWidth > 0 })()`)
+	b.Do(t, chromedp.Click(chromedp.CSS(".gallery-item")))
+	params := b.WaitText(t, chromedp.CSS("#viewer .params"), "aspect_ratio")
+	for _, want := range []string{"16:9", seed, "ADAX a portrait by the sea", "Ada portraits", "flux-pro-1.1-ultra-finetuned", "finetune_strength", "1.2", "output_format", "credits"} {
+		if !strings.Contains(params, want) {
+			t.Errorf("viewer lacks %q:\n%s", want, params)
+		}
+	}
+
+	// "Use these settings" fills the form, seed locked.
+	b.Do(t,
+		chromedp.Click(chromedp.CSS(".presets .ar-preset:nth-child(5)")), // 1:1, to see it change back
+		chromedp.Click(chromedp.CSS(".gallery-item")),
+		chromedp.Click(chromedp.ID("use-settings")),
+	)
+	b.WaitTrue(t, fmt.Sprintf(`document.querySelector('#field-seed').value === %q && document.querySelector('#seed-lock').checked`, seed))
+	b.WaitTrue(t, `document.querySelector('#field-prompt').value === 'ADAX a portrait by the sea'`)
+	b.WaitTrue(t, `document.querySelector('.presets .ar-preset:nth-child(2)').getAttribute('aria-pressed') === 'true'`)
+	if got := Eval[string](t, b, `document.querySelector('#model-select').value`); got != id {
+		t.Fatalf("model after use-settings %q", got)
+	}
+
+	// Delete removes it, also after a reload.
+	b.Do(t, chromedp.Click(chromedp.CSS(".gallery-item")), chromedp.Click(chromedp.ID("delete-image")))
+	b.WaitTrue(t, `document.querySelectorAll('.gallery-item').length === 0`)
+	b.Open(t, p.URL+"/generate")
+	b.WaitTrue(t, `!!document.querySelector('#gallery-empty')`)
+	b.CheckConsole(t)
+}
+
+func TestGenerateRefusesAModelStillTraining(t *testing.T) {
+	p := StartProxy(t, map[string]string{"SIM_TRAIN_SECONDS": "600"})
+	id := createModel(t, p, "Slow learner", "SLW")
+	b := NewBrowser(t)
+	openGenerate(t, b, p, id)
+	b.WaitText(t, chromedp.CSS("#model-refusal"), "still training")
+	generate(t, b, "SLW on a hill")
+	b.WaitText(t, chromedp.CSS("#generate-error"), "still training")
+	if strings.Contains(p.Log(), "flux-pro-1.1-ultra-finetuned") {
+		t.Fatal("a generation was submitted for a model still training")
+	}
+	b.CheckConsole(t)
+}
+
+func TestGenerateShowsModerationAndErrors(t *testing.T) {
+	p := StartProxy(t, map[string]string{"SIM_TRAIN_SECONDS": "1"})
+	id := createModel(t, p, "Faults", "FLT")
+	waitReady(t, p, id)
+	b := NewBrowser(t)
+	openGenerate(t, b, p, id)
+	for _, tc := range []struct{ marker, want string }{
+		{"[sim:content-moderated]", "The image was moderated"},
+		{"[sim:request-moderated]", "The request was moderated"},
+		{"[sim:error]", "BFL reported an error"},
+	} {
+		generate(t, b, "FLT "+tc.marker)
+		b.WaitText(t, chromedp.CSS(".result:first-child .result-reason"), tc.want)
+	}
+	// The moderation reasons BFL sends are shown, not just the status.
+	txt := Eval[string](t, b, `[...document.querySelectorAll('.result-reason')].map(e => e.textContent).join('\n')`)
+	if !strings.Contains(txt, "moderated: ") {
+		t.Errorf("no moderation reasons shown:\n%s", txt)
+	}
+	if n := Eval[int](t, b, `document.querySelectorAll('.gallery-item').length`); n != 0 {
+		t.Errorf("failed tasks put %d images in the gallery", n)
+	}
+	b.CheckConsole(t)
+}
