@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -240,6 +241,45 @@ func TestGenerateShowsModerationAndErrors(t *testing.T) {
 	}
 	if n := Eval[int](t, b, `document.querySelectorAll('.gallery-item').length`); n != 0 {
 		t.Errorf("failed tasks put %d images in the gallery", n)
+	}
+	b.CheckConsole(t)
+}
+
+func TestGenerateFillWithAPaintedMask(t *testing.T) {
+	p := StartProxy(t, map[string]string{"SIM_TRAIN_SECONDS": "1"})
+	id := createModel(t, p, "Painter", "PNT")
+	waitReady(t, p, id)
+	img := filepath.Join(t.TempDir(), "room.jpg")
+	writePhoto(t, img, 640, 480, 11)
+	b := NewBrowser(t)
+	openGenerate(t, b, p, id)
+	b.Do(t, chromedp.SetValue(chromedp.ID("endpoint-select"), "flux-pro-1.0-fill-finetuned"),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById('endpoint-select').dispatchEvent(new Event('change', {bubbles: true}))`))
+	b.WaitTrue(t, `!!document.getElementById('field-image')`)
+	b.Do(t, chromedp.SetUploadFiles(chromedp.ID("field-image"), []string{img}))
+	b.WaitTrue(t, `(() => { const c = document.getElementById('mask-canvas'); return c && c.width === 640 && c.height === 480 })()`)
+
+	// Paint a stroke across the middle with the mouse.
+	b.Do(t, chromedp.ScrollIntoView(chromedp.ID("mask-canvas")))
+	box := Eval[[]float64](t, b, `(() => { const r = document.getElementById('mask-canvas').getBoundingClientRect(); return [r.left, r.top, r.width, r.height] })()`)
+	x0, y, x1 := box[0]+box[2]*0.25, box[1]+box[3]*0.5, box[0]+box[2]*0.75
+	b.Do(t, chromedp.MouseEvent(chromedp.MousePressed, x0, y, chromedp.ButtonLeft))
+	for x := x0; x <= x1; x += 10 {
+		b.Do(t, chromedp.MouseEvent(chromedp.MouseMoved, x, y, chromedp.ButtonLeft))
+	}
+	b.Do(t, chromedp.MouseEvent(chromedp.MouseReleased, x1, y, chromedp.ButtonLeft))
+	white := Eval[[]int](t, b, `(() => { const d = document.getElementById('mask-canvas').getContext('2d').getImageData(0, 0, 640, 480).data;
+		let w = 0, k = 0; for (let i = 0; i < d.length; i += 4) { if (d[i] > 200) w++; else if (d[i] < 50 && d[i+3] === 255) k++; } return [w, k] })()`)
+	if white[0] < 5000 || white[1] < 200000 {
+		t.Fatalf("mask has %d white and %d black pixels: the stroke was not painted over black", white[0], white[1])
+	}
+
+	generate(t, b, "PNT a window")
+	b.WaitText(t, chromedp.CSS(".result-seed"), "Seed ")
+	b.Do(t, chromedp.Click(chromedp.CSS(".result-image")))
+	params := b.WaitText(t, chromedp.CSS("#viewer .params"), "mask")
+	if !strings.Contains(params, "image") || !strings.Contains(params, "flux-pro-1.0-fill-finetuned") {
+		t.Errorf("viewer: %s", params)
 	}
 	b.CheckConsole(t)
 }
