@@ -17,8 +17,9 @@ import (
 )
 
 // faultTimeout is the UPSTREAM_TIMEOUT of the fault tests: short, so the
-// timeouts trip fast, and still far above a loopback answer.
-const faultTimeout = 300 * time.Millisecond
+// timeouts trip fast, and still far above a loopback answer on a busy
+// machine.
+const faultTimeout = time.Second
 
 // okJSON is the upstream's answer to a healthy API request.
 const okJSON = `{"id":"t","status":"Ready","result":{"sample":"x"}}`
@@ -73,13 +74,14 @@ func faultyUpstream(t *testing.T, posts *atomic.Int64) *httptest.Server {
 			head := fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n", ct, len(ok))
 			drip(c, []byte(head+string(ok)), 1, 50*time.Millisecond)
 		case "drip-body":
-			// The whole answer takes twice UPSTREAM_TIMEOUT; its head came in time.
+			// The whole answer takes longer than UPSTREAM_TIMEOUT; its head
+			// came in time.
 			h.Set("Content-Type", ct)
 			h.Set("Content-Length", fmt.Sprint(len(ok)))
 			w.WriteHeader(http.StatusOK)
 			w.(http.Flusher).Flush()
 			step := (len(ok) + 7) / 8
-			drip(flushWriter{w}, ok, step, 2*faultTimeout/8)
+			drip(flushWriter{w}, ok, step, faultTimeout*3/2/8)
 		case "drip-stall":
 			h.Set("Content-Type", ct)
 			h.Set("Content-Length", fmt.Sprint(len(ok)))
