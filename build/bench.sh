@@ -6,6 +6,9 @@
 #
 #   BENCH_ARGS="-clients 1,32 -duration 9s" build/bench.sh
 #
+# PROXY_GOMAXPROCS=2 build/bench.sh gives the proxy alone that GOMAXPROCS, to
+# weigh it against the one scheduler thread the proxy picks in live mode.
+#
 # Everything the servers write (logs, nginx's config and body spool) goes to
 # a temporary directory, removed at exit unless BENCH_KEEP=1.
 set -euo pipefail
@@ -97,7 +100,7 @@ wait_port bflsim "$sim_port" "${pids[-1]}"
 
 BFL_API_KEY="$key" BFL_API_URL="http://127.0.0.1:$sim_port" ADDR="127.0.0.1:$proxy_port" \
 	MAX_BODY_MB=512 SITE_DIR="$tmp/no-site" \
-	"$bin/fluxforge" >"$tmp/proxy.out" 2>"$tmp/proxy.log" &
+	env ${PROXY_GOMAXPROCS:+GOMAXPROCS="$PROXY_GOMAXPROCS"} "$bin/fluxforge" >"$tmp/proxy.out" 2>"$tmp/proxy.log" &
 proxy_pid=$!
 pids+=($proxy_pid)
 wait_port proxy "$proxy_port" "$proxy_pid"
@@ -110,7 +113,7 @@ sed -e "s|@DIR@|$tmp|g" -e "s|@LISTEN@|127.0.0.1:$nginx_port|g" \
 pids+=($!)
 wait_port nginx "$nginx_port" "${pids[-1]}"
 
-echo "bench: bflsim :$sim_port, proxy :$proxy_port (pid $proxy_pid, live mode), nginx $("$NGINX" -v 2>&1 | sed 's|.*/||') :$nginx_port"
+echo "bench: bflsim :$sim_port, proxy :$proxy_port (pid $proxy_pid, live mode, GOMAXPROCS ${PROXY_GOMAXPROCS:-1 by its own choice}), nginx $("$NGINX" -v 2>&1 | sed 's|.*/||') :$nginx_port"
 # Other work on the machine moves every figure; the ratios, measured in
 # alternating rounds, move much less. The load average says which it was.
 echo "bench: $(nproc) cores, $($GO version | cut -d' ' -f3), load average $(cut -d' ' -f1-3 /proc/loadavg)"
