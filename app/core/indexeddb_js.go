@@ -55,25 +55,7 @@ func requestPersistence(ctx context.Context) {
 
 // await waits for a promise, with the rejection path that app.Value.Then lacks.
 func await(ctx context.Context, p js.Value) (js.Value, error) {
-	res := make(chan js.Value, 1)
-	rej := make(chan error, 1)
-	ok := js.FuncOf(func(_ js.Value, a []js.Value) any { res <- arg0(a); return nil })
-	ko := js.FuncOf(func(_ js.Value, a []js.Value) any { rej <- jsError(arg0(a)); return nil })
-	p.Call("then", ok, ko)
-	select {
-	case v := <-res:
-		ok.Release()
-		ko.Release()
-		return v, nil
-	case err := <-rej:
-		ok.Release()
-		ko.Release()
-		return js.Undefined(), err
-	case <-ctx.Done():
-		// The promise may still settle and call back: the two functions
-		// stay alive, since calling a released one throws.
-		return js.Undefined(), ctx.Err()
-	}
+	return Settle(ctx, func(ok, ko js.Func) { p.Call("then", ok, ko) })
 }
 
 // awaitRequest waits for an IDBRequest's success or error event.
