@@ -30,7 +30,7 @@ const jpegQuality = 0.92
 // await waits for a promise, returning its rejection as an error; go-app's
 // Value.Then has no rejection path, so a failed promise would hang forever.
 func await(p app.Value) (app.Value, error) {
-	return settle(func(ok, ko app.Func) { p.Call("then", ok, ko) })
+	return settle(func(ok, ko app.Value) { p.Call("then", ok, ko) })
 }
 
 // blobBytes copies a Blob's bytes into Go in one bulk copy.
@@ -280,43 +280,8 @@ func walkEntries(entries []app.Value) ([]droppedFile, error) {
 	return out, nil
 }
 
-// settle hands a success and a failure callback to start (a promise's then,
-// or an older callback API) and waits for one of them.
-func settle(start func(ok, ko app.Func)) (app.Value, error) {
-	if app.IsServer {
-		return nil, errNoBrowser
-	}
-	res := make(chan app.Value, 1)
-	rej := make(chan error, 1)
-	ok := app.FuncOf(func(_ app.Value, a []app.Value) any {
-		v := app.Undefined()
-		if len(a) > 0 {
-			v = a[0]
-		}
-		res <- v
-		return nil
-	})
-	ko := app.FuncOf(func(_ app.Value, a []app.Value) any {
-		msg := "rejected"
-		if len(a) > 0 && a[0].Truthy() {
-			msg = a[0].Call("toString").String()
-		}
-		rej <- errors.New(msg)
-		return nil
-	})
-	defer ok.Release()
-	defer ko.Release()
-	start(ok, ko)
-	select {
-	case v := <-res:
-		return v, nil
-	case err := <-rej:
-		return nil, err
-	}
-}
-
 func entryFile(e app.Value) (app.Value, error) {
-	f, err := settle(func(ok, ko app.Func) { e.Call("file", ok, ko) })
+	f, err := settle(func(ok, ko app.Value) { e.Call("file", ok, ko) })
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", e.Get("fullPath").String(), err)
 	}
@@ -328,7 +293,7 @@ func entryFile(e app.Value) (app.Value, error) {
 func readDir(reader app.Value) ([]app.Value, error) {
 	var out []app.Value
 	for {
-		batch, err := settle(func(ok, ko app.Func) { reader.Call("readEntries", ok, ko) })
+		batch, err := settle(func(ok, ko app.Value) { reader.Call("readEntries", ok, ko) })
 		if err != nil {
 			return nil, fmt.Errorf("read folder: %w", err)
 		}
