@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/fluxforge/fluxforge/app/core"
+	"github.com/fluxforge/fluxforge/app/service/finetuning"
 )
 
 // DBName is the IndexedDB database holding the user's work.
@@ -26,17 +27,23 @@ type Options struct {
 type Container struct {
 	opts Options
 
-	configOnce sync.Once
-	config     *core.Config
+	config  lazy[*core.Config]
+	flags   lazy[*core.Flags]
+	api     lazy[*core.API]
+	storage lazy[*lazyStorage]
 
-	flagsOnce sync.Once
-	flags     *core.Flags
+	finetuning lazy[*finetuning.Service]
+}
 
-	apiOnce sync.Once
-	api     *core.API
+// lazy holds one service, built by the first get.
+type lazy[T any] struct {
+	once sync.Once
+	v    T
+}
 
-	storageOnce sync.Once
-	storage     *lazyStorage
+func (l *lazy[T]) get(build func() T) T {
+	l.once.Do(func() { l.v = build() })
+	return l.v
 }
 
 // New returns a Container; nothing is built until asked for.
@@ -48,24 +55,20 @@ func New(opts Options) *Container {
 }
 
 // Config is the configuration: defaults, the proxy's values, the user's settings.
-func (c *Container) Config() *core.Config {
-	c.configOnce.Do(func() { c.config = core.NewConfig() })
-	return c.config
-}
+func (c *Container) Config() *core.Config { return c.config.get(core.NewConfig) }
 
 // Flags answers which features are on.
 func (c *Container) Flags() *core.Flags {
-	c.flagsOnce.Do(func() { c.flags = core.NewFlags(c.Config()) })
-	return c.flags
+	return c.flags.get(func() *core.Flags { return core.NewFlags(c.Config()) })
 }
 
 // API is the client for the proxy.
 func (c *Container) API() *core.API {
-	c.apiOnce.Do(func() {
-		c.api = core.NewAPI(c.opts.API)
-		c.api.SetTarget(c.target())
+	return c.api.get(func() *core.API {
+		a := core.NewAPI(c.opts.API)
+		a.SetTarget(c.target())
+		return a
 	})
-	return c.api
 }
 
 // Retarget points the API client at the proxy the settings name; call it
@@ -85,17 +88,30 @@ func (c *Container) target() (baseURL, token string) {
 
 // Storage is where the user's work is kept. It opens on its first operation,
 // so asking for it never blocks.
-func (c *Container) Storage() core.Storage {
-	c.storageOnce.Do(func() { c.storage = &lazyStorage{open: c.opts.OpenStorage} })
-	return c.storage
+func (c *Container) Storage() core.Storage { return c.lazyStorage() }
+
+func (c *Container) lazyStorage() *lazyStorage {
+	return c.storage.get(func() *lazyStorage { return &lazyStorage{open: c.opts.OpenStorage} })
 }
 
 // StorageVolatile reports whether the storage lives only in memory, so the
 // shell can warn that work will not survive a reload. It opens the storage.
 func (c *Container) StorageVolatile(ctx context.Context) (bool, error) {
-	s := c.Storage().(*lazyStorage)
+	s := c.lazyStorage()
 	if _, err := s.get(ctx); err != nil {
 		return false, err
 	}
 	return s.volatile, nil
+}
+
+// Finetuning starts trainings and follows their jobs. Its first use resumes
+// the jobs a previous session left unfinished (once per app start, however
+// often the tab mounts), and it keeps polling whichever tab is open, for as
+// long as the page lives.
+func (c *Container) Finetuning() *finetuning.Service {
+	return c.finetuning.get(func() *finetuning.Service {
+		s := finetuning.New(context.Background(), c.API(), c.Storage())
+		s.Resume()
+		return s
+	})
 }

@@ -2,16 +2,20 @@ package container
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/fluxforge/fluxforge/app/bfl"
 	"github.com/fluxforge/fluxforge/app/core"
+	"github.com/fluxforge/fluxforge/app/service/finetuning"
 )
 
 func testCtx(t *testing.T) context.Context {
@@ -105,5 +109,76 @@ func TestSettingsRetargetTheAPI(t *testing.T) {
 	}
 	if got := <-auth; got != "Bearer tok" {
 		t.Fatalf("Authorization = %q", got)
+	}
+}
+
+// listCounter counts how often the job records are listed.
+type listCounter struct {
+	core.Storage
+	jobLists atomic.Int32
+}
+
+func (l *listCounter) List(ctx context.Context, store string) ([]json.RawMessage, error) {
+	if store == core.StoreJobs {
+		l.jobLists.Add(1)
+	}
+	return l.Storage.List(ctx, store)
+}
+
+func TestFinetuningIsBuiltOnceAndResumesJobsOnce(t *testing.T) {
+	var polls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/poll" || !strings.Contains(r.URL.Query().Get("url"), "id=left") {
+			http.Error(w, "unexpected "+r.URL.String(), http.StatusNotFound)
+			return
+		}
+		polls.Add(1)
+		_, _ = io.WriteString(w, `{"id":"left","status":"Ready"}`)
+	}))
+	t.Cleanup(srv.Close)
+	store := &listCounter{Storage: core.NewMemoryStorage()}
+	// A job the last session left training.
+	left := finetuning.Job{ID: "left", Status: bfl.StatusPending, PollingURL: "https://api.us1.bfl.ai/v1/get_result?id=left"}
+	if err := store.Put(testCtx(t), core.StoreJobs, left.ID, left); err != nil {
+		t.Fatal(err)
+	}
+	c := New(Options{
+		API:         core.APIOptions{BaseURL: srv.URL, Timeout: 5 * time.Second},
+		OpenStorage: func(context.Context) (core.Storage, error) { return store, nil },
+	})
+	c.API()
+	time.Sleep(50 * time.Millisecond)
+	if store.jobLists.Load() != 0 || polls.Load() != 0 {
+		t.Fatal("jobs were resumed before the finetuning service was asked for")
+	}
+
+	// Every mount of the tab asks for the service again.
+	var wg sync.WaitGroup
+	svcs := make([]*finetuning.Service, 8)
+	for i := range svcs {
+		wg.Go(func() { svcs[i] = c.Finetuning() })
+	}
+	wg.Wait()
+	for _, s := range svcs {
+		if s != svcs[0] {
+			t.Fatal("Finetuning built more than once")
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var j finetuning.Job
+		if err := store.Get(testCtx(t), core.StoreJobs, "left", &j); err == nil && j.Status == bfl.StatusReady {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the unfinished job was not resumed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := store.jobLists.Load(); n != 1 {
+		t.Errorf("stored jobs listed %d times for resuming, want 1", n)
+	}
+	if n := polls.Load(); n != 1 {
+		t.Errorf("the resumed job was polled %d times, want 1", n)
 	}
 }

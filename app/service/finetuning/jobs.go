@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/url"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -71,11 +72,11 @@ const (
 )
 
 // Tracker polls jobs to a terminal status and keeps their records current.
+// Polling does not depend on anyone listening: components come and go with
+// the tabs, and subscribe while they show the jobs.
 type Tracker struct {
 	api   resultSource
 	store records
-	// onUpdate receives every changed job; it is called from the polling goroutine.
-	onUpdate func(Job)
 
 	MinDelay, MaxDelay time.Duration
 	UnknownDeadline    time.Duration
@@ -84,18 +85,63 @@ type Tracker struct {
 
 	mu        sync.Mutex
 	following map[string]bool
+	subs      []subscriber
+	nextSub   int
+	onEnd     func(Job)
+}
+
+type subscriber struct {
+	id int
+	fn func(Job)
 }
 
 // NewTracker returns a tracker with the default cadence.
-func NewTracker(api resultSource, store records, onUpdate func(Job)) *Tracker {
-	if onUpdate == nil {
-		onUpdate = func(Job) {}
-	}
+func NewTracker(api resultSource, store records) *Tracker {
 	return &Tracker{
-		api: api, store: store, onUpdate: onUpdate,
+		api: api, store: store,
 		MinDelay: DefaultMinDelay, MaxDelay: DefaultMaxDelay, UnknownDeadline: DefaultUnknownDeadline,
 		Now: time.Now, Sleep: sleepCtx,
 		following: map[string]bool{},
+	}
+}
+
+// Subscribe calls fn with every change of a followed job, from the polling
+// goroutine, until cancel is called. Calling cancel twice is harmless.
+func (t *Tracker) Subscribe(fn func(Job)) (cancel func()) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.nextSub++
+	id := t.nextSub
+	t.subs = append(t.subs, subscriber{id: id, fn: fn})
+	return func() {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		t.subs = slices.DeleteFunc(t.subs, func(s subscriber) bool { return s.id == id })
+	}
+}
+
+// OnEnd sets the one function told, from the polling goroutine, when a
+// followed job ends. It is a single slot rather than a subscription so that
+// a tab may install it on every mount (a fresh context each time) and an
+// end is still announced once, whichever tab is open.
+func (t *Tracker) OnEnd(fn func(Job)) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.onEnd = fn
+}
+
+// publish hands a change to the subscribers, and an end to the end handler.
+// They are called without the lock, so they may subscribe or cancel.
+func (t *Tracker) publish(j Job) {
+	t.mu.Lock()
+	subs := slices.Clone(t.subs)
+	end := t.onEnd
+	t.mu.Unlock()
+	for _, s := range subs {
+		s.fn(j)
+	}
+	if j.Done() && end != nil {
+		end(j)
 	}
 }
 
@@ -155,7 +201,7 @@ func (t *Tracker) Resume(ctx context.Context) error {
 	return nil
 }
 
-// Follow polls one job until it is done or ctx ends, saving and reporting
+// Follow polls one job until it is done or ctx ends, saving and publishing
 // each change. A job already followed elsewhere is left to that follower.
 func (t *Tracker) Follow(ctx context.Context, j Job) (Job, error) {
 	t.mu.Lock()
@@ -187,7 +233,7 @@ func (t *Tracker) Follow(ctx context.Context, j Job) (Job, error) {
 		if err := t.Save(ctx, j); err != nil {
 			j.LastError = userMessage(err)
 		}
-		t.onUpdate(j)
+		t.publish(j)
 		if j.Done() {
 			break
 		}

@@ -88,7 +88,8 @@ func testTracker(api *fakeAPI, store core.Storage) (*Tracker, *[]time.Duration, 
 	var delays []time.Duration
 	var updates []Job
 	var mu sync.Mutex
-	tr := NewTracker(api, store, func(j Job) { mu.Lock(); updates = append(updates, j); mu.Unlock() })
+	tr := NewTracker(api, store)
+	tr.Subscribe(func(j Job) { mu.Lock(); updates = append(updates, j); mu.Unlock() })
 	tr.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	tr.Sleep = func(ctx context.Context, d time.Duration) error {
 		mu.Lock()
@@ -252,5 +253,34 @@ func TestFollowStopsWithContextAndSkipsDuplicates(t *testing.T) {
 	}
 	if len(api.polled) != 1 {
 		t.Errorf("polled %d times, want 1", len(api.polled))
+	}
+}
+
+func TestSubscribersHearChangesUntilTheyCancel(t *testing.T) {
+	api := &fakeAPI{script: map[string][]pollAnswer{"s": {
+		pending(10), pending(50), {res: bfl.ResultResponse{Status: bfl.StatusReady}},
+	}}}
+	tr, _, all := testTracker(api, core.NewMemoryStorage())
+	var once []Job
+	var cancelOnce func()
+	cancelOnce = tr.Subscribe(func(j Job) {
+		once = append(once, j)
+		cancelOnce() // from inside its own call: the lock is not held
+	})
+	var ends []Job
+	tr.OnEnd(func(j Job) { t.Error("a replaced end handler was called") })
+	tr.OnEnd(func(j Job) { ends = append(ends, j) })
+	if _, err := tr.Follow(t.Context(), Job{ID: "s", PollingURL: "https://api.us1.bfl.ai/v1/get_result?id=s"}); err != nil {
+		t.Fatal(err)
+	}
+	cancelOnce() // a second cancel is harmless
+	if len(*all) != 3 || (*all)[2].Status != bfl.StatusReady {
+		t.Fatalf("the staying subscriber saw %d changes, want all 3", len(*all))
+	}
+	if len(once) != 1 || *once[0].Progress != 10 {
+		t.Errorf("the cancelled subscriber saw %d changes, want only the first", len(once))
+	}
+	if len(ends) != 1 || ends[0].ID != "s" || ends[0].Status != bfl.StatusReady {
+		t.Errorf("end handler saw %+v, want the Ready job once", ends)
 	}
 }

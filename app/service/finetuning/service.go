@@ -15,18 +15,29 @@ type uploader interface {
 	PostJSON(ctx context.Context, endpoint string, body []byte, progress func(sent, total int64), out any) error
 }
 
-// Service starts trainings and keeps their jobs and the draft.
+// Service starts trainings, follows their jobs to the end and keeps the
+// draft. One serves the whole app, so polling goes on whichever tab is open.
 type Service struct {
 	api    uploader
 	Jobs   *Tracker
 	Drafts *Drafts
 	now    func() time.Time
+	// life bounds the polling goroutines; the app's lasts as long as the page.
+	life context.Context
 }
 
-// New returns the finetuning service. onUpdate receives every job change
-// (from a polling goroutine; the UI dispatches it to its own goroutine).
-func New(api uploader, store blobStore, onUpdate func(Job)) *Service {
-	return &Service{api: api, Jobs: NewTracker(api, store, onUpdate), Drafts: NewDrafts(store), now: time.Now}
+// New returns the finetuning service; its jobs are followed until life ends.
+func New(life context.Context, api uploader, store blobStore) *Service {
+	return &Service{api: api, Jobs: NewTracker(api, store), Drafts: NewDrafts(store), now: time.Now, life: life}
+}
+
+// Resume follows, in the background, every stored job a previous session
+// left unfinished. Call it once per app start: a job already followed is
+// skipped, but every call lists the store again.
+func (s *Service) Resume() {
+	// Errors are on each job's record; a store that cannot be listed is
+	// reported where the tab lists the jobs.
+	go func() { _ = s.Jobs.Resume(s.life) }()
 }
 
 // StartOptions are the per-call hooks of Start.
@@ -39,13 +50,15 @@ type StartOptions struct {
 }
 
 // Start validates the form and the dataset, packs and uploads them, saves
-// the new job and only then clears the draft. Errors: *core.ValidationError
+// the new job and only then clears the draft. Once BFL has accepted, the job
+// is followed in the background until it ends, even if ctx ends first. Errors: *core.ValidationError
 // for the form, ErrNotReady for the dataset, *core.APIError from the upload
 // (its Field names the form field of a 422). The request is never retried:
 // BFL may have accepted, and charged for, an upload that failed late.
 //
 // When the upload succeeded but the job could not be saved, Start returns
-// the job and the error, so the caller can still show and follow it.
+// the job and the error, so the caller can still show it; it is followed
+// all the same.
 func (s *Service) Start(ctx context.Context, d *Dataset, form Form, o StartOptions) (Job, error) {
 	fields, err := form.Fields(o.Webhooks)
 	if err != nil {
@@ -73,8 +86,12 @@ func (s *Service) Start(ctx context.Context, d *Dataset, form Form, o StartOptio
 	if res.Status != "" {
 		job.Status = res.Status
 	}
-	if err := s.Jobs.Save(ctx, job); err != nil {
-		return job, err
+	saveErr := s.Jobs.Save(ctx, job)
+	// After the save: the follower's first record must not be overwritten
+	// by this older one.
+	go func() { _, _ = s.Jobs.Follow(s.life, job) }()
+	if saveErr != nil {
+		return job, saveErr
 	}
 	if err := s.Drafts.Clear(ctx); err != nil {
 		return job, err

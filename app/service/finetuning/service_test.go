@@ -113,7 +113,7 @@ func TestStartSendsPackedRequestSavesJobAndClearsDraft(t *testing.T) {
 	ctx := context.Background()
 	store := core.NewMemoryStorage()
 	api := &fakeAPI{postRes: bfl.AsyncResponse{ID: "ft-1", PollingURL: "https://api.us1.bfl.ai/v1/get_result?id=ft-1"}}
-	s := New(api, store, nil)
+	s := New(t.Context(), api, store)
 	d := threeImages()
 	form := validForm()
 	form[FieldTrigger] = "TOK"
@@ -158,7 +158,7 @@ func TestStartFailureKeepsDraft(t *testing.T) {
 	store := core.NewMemoryStorage()
 	api422 := &core.APIError{Status: 422, Field: FieldIterations, Message: "Iterations: input should be less than or equal to 1000"}
 	api := &fakeAPI{postErr: api422}
-	s := New(api, store, nil)
+	s := New(t.Context(), api, store)
 	d := threeImages()
 	form := validForm()
 	if err := s.Drafts.Save(ctx, d, form); err != nil {
@@ -240,7 +240,7 @@ func TestStartReportsAnAcceptedTrainingWhoseRecordFailed(t *testing.T) {
 	ctx := context.Background()
 	store := jobsFail{core.NewMemoryStorage()}
 	api := &fakeAPI{postRes: bfl.AsyncResponse{ID: "ft-9", PollingURL: "https://api.us1.bfl.ai/v1/get_result?id=ft-9"}}
-	s := New(api, store, nil)
+	s := New(t.Context(), api, store)
 	d := threeImages()
 	if err := s.Drafts.Save(ctx, d, validForm()); err != nil {
 		t.Fatal(err)
@@ -253,5 +253,37 @@ func TestStartReportsAnAcceptedTrainingWhoseRecordFailed(t *testing.T) {
 	// The draft is kept: only the UI, which knows the training started, decides to drop it.
 	if restored, _, _ := s.Drafts.Load(ctx); len(restored.Images) != 3 {
 		t.Error("draft cleared although the job record was not saved")
+	}
+}
+
+func TestStartedJobIsFollowedToTheEndWithoutSubscribers(t *testing.T) {
+	ctx := t.Context()
+	store := core.NewMemoryStorage()
+	api := &fakeAPI{
+		postRes: bfl.AsyncResponse{ID: "ft-2", PollingURL: "https://api.us1.bfl.ai/v1/get_result?id=ft-2"},
+		script:  map[string][]pollAnswer{"ft-2": {pending(20), pending(70), {res: bfl.ResultResponse{Status: bfl.StatusReady}}}},
+	}
+	s := New(ctx, api, store)
+	s.Jobs.Sleep = func(ctx context.Context, _ time.Duration) error { return ctx.Err() }
+	ended := make(chan Job, 1)
+	s.Jobs.OnEnd(func(j Job) { ended <- j })
+	// The caller's context ends as soon as Start returns, as when the user
+	// leaves the tab: polling must not depend on it.
+	startCtx, leave := context.WithCancel(ctx)
+	if _, err := s.Start(startCtx, threeImages(), validForm(), StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	leave()
+	select {
+	case j := <-ended:
+		if j.Status != bfl.StatusReady {
+			t.Fatalf("ended as %+v", j)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the started job was not followed to its end")
+	}
+	var stored Job
+	if err := store.Get(ctx, core.StoreJobs, "ft-2", &stored); err != nil || stored.Status != bfl.StatusReady {
+		t.Errorf("stored job %+v %v", stored, err)
 	}
 }

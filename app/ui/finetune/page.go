@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,11 +32,12 @@ const progressEvery = 100 * time.Millisecond
 type Page struct {
 	app.Compo
 
-	c      *container.Container
-	svc    *finetuning.Service
-	ctx    app.Context // the component's own context, saved in OnMount
-	cancel context.CancelFunc
-	run    context.Context // ends when the tab is left, stopping polls
+	c           *container.Container
+	svc         *finetuning.Service
+	ctx         app.Context // the component's own context, saved in OnMount
+	cancel      context.CancelFunc
+	run         context.Context // ends when the tab is left (polling does not)
+	unsubscribe func()
 
 	restored bool // the draft has been loaded
 	ds       *finetuning.Dataset
@@ -64,7 +66,9 @@ func New(c *container.Container) app.Composer {
 		saver: finetuning.Debouncer{Delay: draftDelay}}
 }
 
-// OnMount restores the draft and the jobs, and resumes polling unfinished jobs.
+// OnMount restores the draft and the jobs and listens to their changes. The
+// container's service follows the jobs, so polling goes on while the user
+// is on another tab, and was resumed once when the app started.
 func (p *Page) OnMount(ctx app.Context) {
 	// A re-mounted instance starts over from storage, the only source of truth.
 	p.ds, p.form, p.restored, p.jobs, p.saves = &finetuning.Dataset{}, finetuning.NewForm(), false, nil, 0
@@ -76,8 +80,15 @@ func (p *Page) OnMount(ctx app.Context) {
 		return
 	}
 	// Goroutines get this mount's context as a value, never through p.
-	p.svc = finetuning.New(p.c.API(), p.c.Storage(), func(j finetuning.Job) { p.onJob(ctx, j) })
+	p.svc = p.c.Finetuning()
 	svc, run := p.svc, p.run
+	p.unsubscribe = svc.Jobs.Subscribe(func(j finetuning.Job) {
+		ctx.Dispatch(func(app.Context) { p.upsert(j) })
+	})
+	// The end of a training is announced on whichever tab is open: this
+	// context still reaches the shell's toasts and the browser's
+	// notifications after the tab is left (a Dispatch through it would not).
+	svc.Jobs.OnEnd(func(j finetuning.Job) { announce(ctx, j) })
 	ctx.Async(func() {
 		ds, form, err := svc.Drafts.Load(run)
 		ctx.Dispatch(func(ctx app.Context) {
@@ -96,19 +107,19 @@ func (p *Page) OnMount(ctx app.Context) {
 			}
 			p.jobs = jobs
 		})
-		if err == nil {
-			_ = svc.Jobs.Resume(run) // errors are on each job's record
-		}
 	})
 	ctx.Async(func() { p.tick(ctx, run) })
 }
 
-// OnDismount saves a pending draft, stops polling and frees thumbnails;
-// the jobs resume on return.
+// OnDismount saves a pending draft, stops listening to the jobs (which go
+// on polling) and frees thumbnails.
 func (p *Page) OnDismount() {
 	p.saver.Flush()
 	if p.cancel != nil {
 		p.cancel()
+	}
+	if p.unsubscribe != nil {
+		p.unsubscribe()
 	}
 	for name, u := range p.thumbs {
 		revokeURL(u)
@@ -330,7 +341,7 @@ func (p *Page) start(ctx app.Context, _ app.Event) {
 				if err != nil {
 					// BFL accepted (and charged); only the local record failed.
 					p.startErr = "The training started, but this browser could not save its record (" +
-						notify.Message(err) + "); it is followed here until you leave this tab and is listed under Models."
+						notify.Message(err) + "); it is still followed while the app is open and is listed under Models."
 				}
 				return
 			}
@@ -355,7 +366,9 @@ func (p *Page) blockedReason() string {
 }
 
 func (p *Page) started(ctx app.Context, job finetuning.Job) {
-	p.jobs = append([]finetuning.Job{job}, p.jobs...)
+	if p.jobIndex(job.ID) < 0 { // a change from the service may have listed it already
+		p.upsert(job)
+	}
 	for name, u := range p.thumbs {
 		revokeURL(u)
 		delete(p.thumbs, name)
@@ -365,8 +378,6 @@ func (p *Page) started(ctx app.Context, job finetuning.Job) {
 	p.changed() // the next draft starts from the same settings
 	notify.Done(ctx, fmt.Sprintf("Training %q started; it appears under Jobs.", job.Name))
 	notify.RefreshCredits(ctx)
-	svc, run := p.svc, p.run
-	ctx.Async(func() { _, _ = svc.Jobs.Follow(run, job) })
 }
 
 // failed explains a failed start; it returns the form field to bring into
@@ -408,25 +419,22 @@ func fieldMessage(ae *core.APIError) string {
 	return ae.Message
 }
 
-// onJob receives job changes from the polling goroutines.
-func (p *Page) onJob(ctx app.Context, j finetuning.Job) {
-	ctx.Dispatch(func(ctx app.Context) {
-		for i := range p.jobs {
-			if p.jobs[i].ID != j.ID {
-				continue
-			}
-			wasDone := p.jobs[i].Done()
-			p.jobs[i] = j
-			if j.Done() && !wasDone {
-				announce(ctx, j)
-			}
-			return
-		}
-		p.jobs = append([]finetuning.Job{j}, p.jobs...)
-	})
+// upsert shows a job's change, listing a job not listed yet first.
+func (p *Page) upsert(j finetuning.Job) {
+	if i := p.jobIndex(j.ID); i >= 0 {
+		p.jobs[i] = j
+		return
+	}
+	p.jobs = append([]finetuning.Job{j}, p.jobs...)
 }
 
-// announce raises a browser notification when a training ends.
+// jobIndex is where the job with this id is listed, or -1.
+func (p *Page) jobIndex(id string) int {
+	return slices.IndexFunc(p.jobs, func(j finetuning.Job) bool { return j.ID == id })
+}
+
+// announce raises a browser notification and a toast when a training ends.
+// It runs on a polling goroutine: both are safe from any goroutine.
 func announce(ctx app.Context, j finetuning.Job) {
 	title := fmt.Sprintf("Training %q: %s", j.Name, j.Status)
 	body := "Your model is ready to generate with."
