@@ -130,3 +130,17 @@ func TestReadyJobOffersGenerateAndErrorsLandOnFields(t *testing.T) {
 		t.Errorf("402 explanation: %q", p.startErr)
 	}
 }
+
+func TestJobChangesUpdateTheListInPlace(t *testing.T) {
+	p := newTestPage()
+	p.jobs = []finetuning.Job{{ID: "old", Status: bfl.StatusReady}, {ID: "run", Status: bfl.StatusPending}}
+	p.upsert(finetuning.Job{ID: "run", Status: bfl.StatusReady})
+	p.upsert(finetuning.Job{ID: "new", Status: bfl.StatusPending})
+	var got []string
+	for _, j := range p.jobs {
+		got = append(got, j.ID+":"+string(j.Status))
+	}
+	if want := "new:Pending old:Ready run:Ready"; strings.Join(got, " ") != want {
+		t.Errorf("jobs %v, want %s", got, want)
+	}
+}
