@@ -261,6 +261,8 @@ func TestGenerateFillWithAPaintedMask(t *testing.T) {
 
 	// Paint a stroke across the middle with the mouse.
 	b.Do(t, chromedp.ScrollIntoView(chromedp.ID("mask-canvas")))
+	// The canvas takes its shown size from the image under it, once that is decoded.
+	b.WaitTrue(t, `document.getElementById('mask-canvas').getBoundingClientRect().height > 100`)
 	box := Eval[[]float64](t, b, `(() => { const r = document.getElementById('mask-canvas').getBoundingClientRect(); return [r.left, r.top, r.width, r.height] })()`)
 	x0, y, x1 := box[0]+box[2]*0.25, box[1]+box[3]*0.5, box[0]+box[2]*0.75
 	b.Do(t, chromedp.MouseEvent(chromedp.MousePressed, x0, y, chromedp.ButtonLeft))

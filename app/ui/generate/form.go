@@ -121,7 +121,7 @@ func (p *Page) renderField(fd bfl.Field, m models.Model) app.UI {
 	case fd.Format == bfl.FormatAspectRatio:
 		input = app.Div().Body(
 			app.Input().ID(id).Type("text").Value(p.values[fd.Name]).Placeholder("%v", fd.Default).
-				Attr("inputmode", "numeric").OnInput(p.setValue(fd.Name)),
+				Attr("inputmode", "numeric").OnInput(p.setValue(fd.Name), app.EventScope(fd.Name)),
 			app.Div().Class("presets").Body(app.Range(aspectPresets).Slice(func(i int) app.UI {
 				ar := aspectPresets[i]
 				cur := p.values[fd.Name]
@@ -129,7 +129,7 @@ func (p *Page) renderField(fd bfl.Field, m models.Model) app.UI {
 					cur = fmt.Sprint(fd.Default)
 				}
 				return app.Button().Class("btn small ar-preset").Aria("pressed", fmt.Sprint(cur == ar)).Text(ar).
-					OnClick(func(app.Context, app.Event) { p.values[fd.Name] = ar; delete(p.errs, fd.Name) })
+					OnClick(func(app.Context, app.Event) { p.values[fd.Name] = ar; delete(p.errs, fd.Name) }, app.EventScope(fd.Name, ar))
 			})),
 		)
 	case fd.Name == "mask":
@@ -141,7 +141,7 @@ func (p *Page) renderField(fd bfl.Field, m models.Model) app.UI {
 		if cur == "" {
 			cur = fmt.Sprint(fd.Default)
 		}
-		input = app.Select().ID(id).OnChange(p.setValue(fd.Name)).Body(
+		input = app.Select().ID(id).OnChange(p.setValue(fd.Name), app.EventScope(fd.Name)).Body(
 			app.Range(fd.Enum).Slice(func(i int) app.UI {
 				v := fmt.Sprint(fd.Enum[i])
 				return app.Option().Value(v).Selected(v == cur).Text(v)
@@ -151,7 +151,7 @@ func (p *Page) renderField(fd bfl.Field, m models.Model) app.UI {
 		checked := p.values[fd.Name] == "true" || p.values[fd.Name] == "" && fd.Default == true
 		input = app.Input().ID(id).Type("checkbox").Checked(checked).OnChange(func(ctx app.Context, e app.Event) {
 			p.values[fd.Name] = strconv.FormatBool(ctx.JSSrc().Get("checked").Bool())
-		})
+		}, app.EventScope(fd.Name))
 	case fd.Type == bfl.Integer || fd.Type == bfl.Number:
 		step := 1.0
 		if fd.MultipleOf > 0 {
@@ -159,7 +159,7 @@ func (p *Page) renderField(fd bfl.Field, m models.Model) app.UI {
 		} else if fd.Type == bfl.Number {
 			step = 0.01
 		}
-		in := app.Input().ID(id).Type("number").Step(step).Value(p.values[fd.Name]).OnInput(p.setValue(fd.Name))
+		in := app.Input().ID(id).Type("number").Step(step).Value(p.values[fd.Name]).OnInput(p.setValue(fd.Name), app.EventScope(fd.Name))
 		if fd.Default != nil {
 			in = in.Placeholder("%v", fd.Default)
 		}
@@ -176,11 +176,11 @@ func (p *Page) renderField(fd bfl.Field, m models.Model) app.UI {
 				if err == nil {
 					p.values[fd.Name] = strconv.FormatFloat(inference.Snap(fd, x), 'f', -1, 64)
 				}
-			})
+			}, app.EventScope(fd.Name))
 		}
 		input = in
 	default:
-		input = app.Input().ID(id).Type("text").Value(p.values[fd.Name]).OnInput(p.setValue(fd.Name))
+		input = app.Input().ID(id).Type("text").Value(p.values[fd.Name]).OnInput(p.setValue(fd.Name), app.EventScope(fd.Name))
 	}
 	return app.Div().Class("field").Body(
 		app.Label().For(id).Text(label(fd.Name)+map[bool]string{true: " *", false: ""}[fd.Required]),
@@ -218,7 +218,7 @@ func (p *Page) renderPrompt(fd bfl.Field, m models.Model) app.UI {
 				app.Textf("The prompt does not mention the trigger word %q, so the model may not show.", m.TriggerWord),
 				app.Button().ID("insert-trigger").Class("btn small").Text("Insert it").OnClick(func(ctx app.Context, e app.Event) {
 					p.setPrompt(ctx, inference.InsertTriggerWord(p.values["prompt"], m.TriggerWord))
-				}),
+				}, app.EventScope(m.TriggerWord)),
 			)
 		}),
 	)
@@ -238,11 +238,11 @@ func (p *Page) setPrompt(ctx app.Context, prompt string) {
 func (p *Page) renderImageInput(fd bfl.Field) app.UI {
 	id := "field-" + fd.Name
 	return app.Div().Class("image-input").Body(
-		app.Input().ID(id).Type("file").Accept("image/png,image/jpeg,image/webp").OnChange(p.pickImage(fd.Name)),
+		app.Input().ID(id).Type("file").Accept("image/png,image/jpeg,image/webp").OnChange(p.pickImage(fd.Name), app.EventScope(fd.Name)),
 		app.If(p.inputURLs[fd.Name] != "", func() app.UI {
 			return app.Div().Body(
 				app.Img().Class("input-preview").Src(p.inputURLs[fd.Name]).Alt(label(fd.Name)),
-				app.Button().Class("btn small").Text("Remove").OnClick(func(app.Context, app.Event) { p.dropImage(fd.Name) }),
+				app.Button().Class("btn small").Text("Remove").OnClick(func(app.Context, app.Event) { p.dropImage(fd.Name) }, app.EventScope(fd.Name)),
 			)
 		}),
 	)

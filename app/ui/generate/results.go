@@ -40,7 +40,7 @@ func (p *Page) renderResult(r gallery.Record) app.UI {
 	return app.Article().Class("result result-"+statusClass(r)).Body(
 		app.If(p.urls[id] != "", func() app.UI {
 			return app.Img().Class("result-image").Src(p.urls[id]).Alt("Generated image").
-				OnClick(func(app.Context, app.Event) { p.viewing = id })
+				OnClick(func(app.Context, app.Event) { p.viewing = id }, app.EventScope(id))
 		}),
 		app.P().Class("result-status").Text(statusLine(r)),
 		app.If(r.Running() && r.Progress != nil, func() app.UI {
@@ -124,7 +124,7 @@ func (p *Page) renderGallery() app.UI {
 			app.Range(items).Slice(func(i int) app.UI {
 				r := items[i]
 				return app.Button().Class("gallery-item").Aria("label", fmt.Sprintf("Open image %d", i+1)).
-					OnClick(func(app.Context, app.Event) { p.viewing = r.ID }).Body(
+					OnClick(func(app.Context, app.Event) { p.viewing = r.ID }, app.EventScope(r.ID)).Body(
 					app.Img().Class("thumb").Src(p.urls[r.ID]).Alt(r.Prompt).Attr("loading", "lazy"),
 					app.Span().Class("caption").Textf("%s · seed %s", r.ModelName, seedText(r)),
 				)
@@ -181,12 +181,12 @@ func (p *Page) renderViewer() app.UI {
 			return app.Div().Class("param").Body(app.Dt().Text(rows[i][0]), app.Dd().Text(rows[i][1]))
 		})),
 		app.Div().Class("actions").Body(
-			app.Button().ID("download-image").Class("btn").Text("Download").OnClick(func(app.Context, app.Event) { p.download(r) }),
-			app.Button().ID("use-settings").Class("btn primary").Text("Use these settings").OnClick(func(ctx app.Context, e app.Event) { p.useSettings(ctx, r) }),
+			app.Button().ID("download-image").Class("btn").Text("Download").OnClick(func(app.Context, app.Event) { p.download(r) }, app.EventScope(r.ID)),
+			app.Button().ID("use-settings").Class("btn primary").Text("Use these settings").OnClick(func(ctx app.Context, e app.Event) { p.useSettings(ctx, r) }, app.EventScope(r.ID)),
 			app.Button().ID("compare-toggle").Class("btn").Aria("pressed", fmt.Sprint(inCompare)).
 				Text(map[bool]string{true: "Remove from comparison", false: "Compare"}[inCompare]).
-				OnClick(func(app.Context, app.Event) { p.toggleCompare(r.ID) }),
-			app.Button().ID("delete-image").Class("btn danger").Text("Delete").OnClick(func(app.Context, app.Event) { p.deleteRecord(r.ID) }),
+				OnClick(func(app.Context, app.Event) { p.toggleCompare(r.ID) }, app.EventScope(r.ID)),
+			app.Button().ID("delete-image").Class("btn danger").Text("Delete").OnClick(func(app.Context, app.Event) { p.deleteRecord(r.ID) }, app.EventScope(r.ID)),
 			app.Button().ID("close-viewer").Class("btn").Text("Close").OnClick(func(app.Context, app.Event) { p.viewing = "" }),
 		),
 	)

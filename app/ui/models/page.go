@@ -161,8 +161,8 @@ func (p *Page) renderTable(shown []svc.Model) app.UI {
 						label += map[bool]string{true: " ▼", false: " ▲"}[p.desc]
 					}
 					return app.Th().Aria("sort", sort).Body(
-						app.Button().Class("sort sort-" + string(col.Column)).Text(label).
-							OnClick(func(app.Context, app.Event) { p.sortOn(col.Column) }),
+						app.Button().Class("sort sort-"+string(col.Column)).Text(label).
+							OnClick(func(app.Context, app.Event) { p.sortOn(col.Column) }, app.EventScope(col.Column)),
 					)
 				}),
 				app.Th().Text("Actions"),
@@ -191,14 +191,14 @@ func (p *Page) renderRow(m svc.Model) app.UI {
 		app.Td().Text(created(m.Created)),
 		app.Td().Class("actions").Body(
 			app.Button().Class("btn small model-details").Text("Details").
-				OnClick(func(app.Context, app.Event) { p.selected = id }),
+				OnClick(func(app.Context, app.Event) { p.selected = id }, app.EventScope(id)),
 			app.Button().Class("btn small model-copy").Text("Copy id").
-				OnClick(func(app.Context, app.Event) { p.copyID(id) }),
+				OnClick(func(app.Context, app.Event) { p.copyID(id) }, app.EventScope(id)),
 			app.If(ready, func() app.UI {
 				return app.A().Class("btn small primary model-generate").Href("/generate?model=" + url.QueryEscape(id)).Text("Generate")
 			}),
 			app.Button().Class("btn small danger model-delete").Text("Delete").
-				OnClick(func(app.Context, app.Event) { p.confirming = id }),
+				OnClick(func(app.Context, app.Event) { p.confirming = id }, app.EventScope(id)),
 		),
 	)
 }
@@ -226,7 +226,7 @@ func (p *Page) renderDetails() app.UI {
 			}),
 		),
 		app.Div().Class("actions").Body(
-			app.Button().Class("btn").Text("Copy id").OnClick(func(app.Context, app.Event) { p.copyID(m.ID) }),
+			app.Button().Class("btn").Text("Copy id").OnClick(func(app.Context, app.Event) { p.copyID(m.ID) }, app.EventScope(m.ID)),
 			app.If(ready, func() app.UI {
 				return app.A().ID("details-generate").Class("btn primary").Href("/generate?model=" + url.QueryEscape(m.ID)).Text("Generate with this model")
 			}),
