@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -283,5 +284,28 @@ func TestGenerateFillWithAPaintedMask(t *testing.T) {
 	if !strings.Contains(params, "image") || !strings.Contains(params, "flux-pro-1.0-fill-finetuned") {
 		t.Errorf("viewer: %s", params)
 	}
+	b.CheckConsole(t)
+}
+
+func TestGenerateVariationsBatch(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(file, []byte(`{"flags":{"batches":true}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := StartProxy(t, map[string]string{"SIM_TRAIN_SECONDS": "1", "CONFIG_FILE": file})
+	id := createModel(t, p, "Batcher", "BTC")
+	waitReady(t, p, id)
+	b := NewBrowser(t)
+	openGenerate(t, b, p, id)
+	b.Do(t, chromedp.SendKeys(chromedp.ID("field-prompt"), "BTC in the rain"))
+	b.Do(t, chromedp.Click(chromedp.CSS("#batch summary")))
+	clearInput(t, b, "batch-count")
+	b.Do(t, chromedp.SendKeys(chromedp.ID("batch-count"), "3"), chromedp.Click(chromedp.ID("generate-variations")))
+	b.WaitTrue(t, `document.querySelectorAll('.result .result-seed').length === 3`)
+	seeds := Eval[[]string](t, b, `[...document.querySelectorAll('.result .result-seed')].map(e => e.textContent)`)
+	if seeds[0] == seeds[1] || seeds[1] == seeds[2] || seeds[0] == seeds[2] {
+		t.Fatalf("variations share a seed: %v", seeds)
+	}
+	b.WaitTrue(t, `document.querySelectorAll('.gallery-item').length === 3`)
 	b.CheckConsole(t)
 }
