@@ -241,7 +241,7 @@ func (p *Page) renderImageInput(fd bfl.Field) app.UI {
 		app.Input().ID(id).Type("file").Accept("image/png,image/jpeg,image/webp").OnChange(p.pickImage(fd.Name), app.EventScope(fd.Name)),
 		app.If(p.inputURLs[fd.Name] != "", func() app.UI {
 			return app.Div().Body(
-				app.Img().Class("input-preview").Src(p.inputURLs[fd.Name]).Alt(label(fd.Name)),
+				app.Img().Class("input-preview").Src(p.inputURLs[fd.Name]).Alt(label(fd.Name)).Style("max-width", "240px"),
 				app.Button().Class("btn small").Text("Remove").OnClick(func(app.Context, app.Event) { p.dropImage(fd.Name) }, app.EventScope(fd.Name)),
 			)
 		}),

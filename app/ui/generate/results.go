@@ -23,7 +23,7 @@ func (p *Page) renderResults() app.UI {
 	}
 	return app.Section().ID("results").Class("results").Body(
 		app.H3().Text("Results"),
-		app.Div().Class("result-list").Body(
+		app.Div().Class("result-list grid").Body(
 			app.Range(p.tasks).Slice(func(i int) app.UI {
 				r, ok := p.record(p.tasks[i])
 				if !ok {
@@ -120,10 +120,10 @@ func (p *Page) renderGallery() app.UI {
 		app.If(len(items) == 0, func() app.UI {
 			return app.P().ID("gallery-empty").Class("muted").Text("Images you generate are kept here, with how they were made.")
 		}),
-		app.Div().ID("gallery-grid").Class("gallery-grid").Body(
+		app.Div().ID("gallery-grid").Class("gallery-grid thumbs").Body(
 			app.Range(items).Slice(func(i int) app.UI {
 				r := items[i]
-				return app.Button().Class("gallery-item").Aria("label", fmt.Sprintf("Open image %d", i+1)).
+				return app.Button().Class("gallery-item thumb").Aria("label", fmt.Sprintf("Open image %d", i+1)).
 					OnClick(func(app.Context, app.Event) { p.viewing = r.ID }, app.EventScope(r.ID)).Body(
 					app.Img().Class("thumb").Src(p.urls[r.ID]).Alt(r.Prompt).Attr("loading", "lazy"),
 					app.Span().Class("caption").Textf("%s · seed %s", r.ModelName, seedText(r)),
@@ -176,7 +176,7 @@ func (p *Page) renderViewer() app.UI {
 	rows := params(r)
 	inCompare := slices.Contains(p.compare, r.ID)
 	return app.Aside().ID("viewer").Class("panel viewer").Aria("label", "Image details").Body(
-		app.Img().ID("viewer-image").Src(p.urls[r.ID]).Alt(r.Prompt),
+		app.Img().ID("viewer-image").Src(p.urls[r.ID]).Alt(r.Prompt).Style("max-width", "100%"),
 		app.Dl().Class("params").Body(app.Range(rows).Slice(func(i int) app.UI {
 			return app.Div().Class("param").Body(app.Dt().Text(rows[i][0]), app.Dd().Text(rows[i][1]))
 		})),

@@ -238,11 +238,15 @@ func (p *Page) renderDetails() app.UI {
 func (p *Page) renderConfirm() app.UI {
 	m, _ := svc.Find(p.list, p.confirming)
 	return app.Div().ID("confirm-delete").Class("dialog").Role("alertdialog").Aria("modal", "true").Body(
-		app.P().Textf("Delete %q for good? BFL cannot restore a deleted finetune.", orDash(m.Name)),
-		app.Button().ID("confirm-delete-yes").Class("btn danger").Disabled(p.deleting).Text("Delete").
-			OnClick(func(app.Context, app.Event) { p.remove(p.confirming) }),
-		app.Button().ID("confirm-delete-no").Class("btn").Disabled(p.deleting).Text("Cancel").
-			OnClick(func(app.Context, app.Event) { p.confirming = "" }),
+		app.Div().Class("panel").Body(
+			app.P().Textf("Delete %q for good? BFL cannot restore a deleted finetune.", orDash(m.Name)),
+			app.Div().Class("actions").Body(
+				app.Button().ID("confirm-delete-yes").Class("btn danger").Disabled(p.deleting).Text("Delete").
+					OnClick(func(app.Context, app.Event) { p.remove(p.confirming) }),
+				app.Button().ID("confirm-delete-no").Class("btn").Disabled(p.deleting).Text("Cancel").
+					OnClick(func(app.Context, app.Event) { p.confirming = "" }),
+			),
+		),
 	)
 }
 
