@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -307,5 +308,14 @@ func TestGenerateVariationsBatch(t *testing.T) {
 		t.Fatalf("variations share a seed: %v", seeds)
 	}
 	b.WaitTrue(t, `document.querySelectorAll('.gallery-item').length === 3`)
+
+	// Two of them side by side: the seeds differ, the prompt does not.
+	b.Do(t, chromedp.Click(chromedp.CSS(".gallery-item:nth-child(1)")), chromedp.Click(chromedp.ID("compare-toggle")),
+		chromedp.Click(chromedp.CSS(".gallery-item:nth-child(2)")), chromedp.Click(chromedp.ID("compare-toggle")))
+	b.WaitTrue(t, `document.querySelectorAll('#compare img').length === 2 && !document.querySelector('#viewer')`)
+	diff := Eval[[]string](t, b, `[...document.querySelectorAll('#compare tr.diff th')].map(e => e.textContent)`)
+	if !slices.Contains(diff, "Seed") || slices.Contains(diff, "Prompt") {
+		t.Errorf("rows marked different: %v", diff)
+	}
 	b.CheckConsole(t)
 }
