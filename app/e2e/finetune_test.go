@@ -319,3 +319,34 @@ func TestFinetuneDropAddsImagesAndCaptions(t *testing.T) {
 	}
 	b.CheckConsole(t)
 }
+
+// A training that ends while the user is on another tab is announced there,
+// and one left running across a reload that opens on Generate is resumed and
+// announced without visiting Finetune.
+func TestFinetuneEndIsAnnouncedOnAnyTab(t *testing.T) {
+	p := StartProxy(t, map[string]string{"SIM_TRAIN_SECONDS": "8"})
+	b := NewBrowser(t)
+	openFinetune(t, b, p.URL)
+	addFiles(t, b, threePhotos(t))
+	b.WaitText(t, "#dataset-summary", "3 image(s)")
+	typeInto(t, b, "field-finetune_comment", "Cross tab")
+	b.Do(t, chromedp.Click(chromedp.ID("start-training")))
+	b.WaitText(t, "#jobs .job-status", "Pending")
+	b.Do(t, chromedp.Click(chromedp.ID("nav-generate")))
+	b.WaitTrue(t, `location.pathname === '/generate' && !document.querySelector('#tab-finetune')`)
+	b.WaitText(t, "#toasts", `Training "Cross tab": Ready`)
+	b.Do(t, chromedp.Click(chromedp.ID("nav-finetune")))
+	b.WaitText(t, "#jobs .job-status", "Ready")
+
+	addFiles(t, b, threePhotos(t))
+	b.WaitText(t, "#dataset-summary", "3 image(s)")
+	typeInto(t, b, "field-finetune_comment", "After reload")
+	b.Do(t, chromedp.Click(chromedp.ID("start-training")))
+	b.WaitTrue(t, `[...document.querySelectorAll('#jobs .job-status')].some(e => e.textContent.includes('Pending'))`)
+	b.Open(t, p.URL+"/generate")
+	b.WaitText(t, "#toasts", `Training "After reload": Ready`)
+	if !Eval[bool](t, b, `location.pathname === '/generate' && !document.querySelector('#tab-finetune')`) {
+		t.Fatal("the announcement needed the Finetune tab")
+	}
+	b.CheckConsole(t)
+}

@@ -11,6 +11,8 @@ import (
 	"github.com/fluxforge/fluxforge/app/bfl"
 	"github.com/fluxforge/fluxforge/app/container"
 	"github.com/fluxforge/fluxforge/app/core"
+	"github.com/fluxforge/fluxforge/app/service/finetuning"
+	"github.com/fluxforge/fluxforge/app/ui/finetune"
 	"github.com/fluxforge/fluxforge/app/ui/notify"
 )
 
@@ -94,6 +96,9 @@ func (s *shell) OnMount(ctx app.Context) {
 		volatile, volErr := s.c.StorageVolatile(sctx)
 		cancelLoad()
 		s.c.Retarget()
+		// Trainings left running before a reload are resumed and announced
+		// whichever tab the app opens on, not only once Finetune is visited.
+		s.c.Finetuning().Jobs.OnEnd(func(j finetuning.Job) { finetune.Announce(ctx, j) })
 		pctx, cancel := context.WithTimeout(ctx, proxyWait)
 		pc, pcErr := s.c.API().ProxyConfig(pctx)
 		cancel()

@@ -85,10 +85,6 @@ func (p *Page) OnMount(ctx app.Context) {
 	p.unsubscribe = svc.Jobs.Subscribe(func(j finetuning.Job) {
 		ctx.Dispatch(func(app.Context) { p.upsert(j) })
 	})
-	// The end of a training is announced on whichever tab is open: this
-	// context still reaches the shell's toasts and the browser's
-	// notifications after the tab is left (a Dispatch through it would not).
-	svc.Jobs.OnEnd(func(j finetuning.Job) { announce(ctx, j) })
 	ctx.Async(func() {
 		ds, form, err := svc.Drafts.Load(run)
 		ctx.Dispatch(func(ctx app.Context) {
@@ -433,9 +429,10 @@ func (p *Page) jobIndex(id string) int {
 	return slices.IndexFunc(p.jobs, func(j finetuning.Job) bool { return j.ID == id })
 }
 
-// announce raises a browser notification and a toast when a training ends.
+// Announce raises a browser notification and a toast when a training ends.
+// The shell installs it, so the end is announced on whichever tab is open.
 // It runs on a polling goroutine: both are safe from any goroutine.
-func announce(ctx app.Context, j finetuning.Job) {
+func Announce(ctx app.Context, j finetuning.Job) {
 	title := fmt.Sprintf("Training %q: %s", j.Name, j.Status)
 	body := "Your model is ready to generate with."
 	if j.Status != "Ready" {
