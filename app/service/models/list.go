@@ -41,7 +41,7 @@ func (s *Service) jobs(ctx context.Context) ([]Model, error) {
 		}
 		out = append(out, Model{
 			ID: j.ID, Name: j.Name, TriggerWord: j.TriggerWord, Mode: j.Mode, Type: j.Type,
-			Status: j.Status, Progress: bfl.NormalizeProgress(j.Progress),
+			Status: j.Status, Progress: j.Progress, // stored on the 0..100 scale already
 			Created: j.Started, Local: true, Error: j.Error,
 		})
 	}

@@ -123,7 +123,7 @@ func TestMergeShowsLocalJobs(t *testing.T) {
 	acc := newAccount(0)
 	acc.add("a", "Alpha", "Ready")
 	store := core.NewMemoryStorage()
-	p := 0.5
+	p := 50.0 // stored on the 0..100 scale
 	for _, j := range []job{
 		{ID: "training", Name: "Still training", TriggerWord: "ZAP", Status: bfl.StatusPending, Progress: &p, Started: time.Now()},
 		{ID: "a", Name: "Alpha job", Status: bfl.StatusReady},
@@ -154,6 +154,31 @@ func TestMergeShowsLocalJobs(t *testing.T) {
 	a, _ := Find(list, "a")
 	if !a.Local || a.Name != "Alpha" {
 		t.Fatalf("listed model should keep its details and be marked local: %+v", a)
+	}
+}
+
+func TestJobProgressIsAlreadyAPercentage(t *testing.T) {
+	ctx := testCtx(t)
+	store := core.NewMemoryStorage()
+	// The finetuning service stores progress on the 0..100 scale: a job just
+	// begun is at half a percent, not half done.
+	for id, p := range map[string]float64{"begun": 0.5, "most": 80} {
+		if err := store.Put(ctx, core.StoreJobs, id, job{ID: id, Status: bfl.StatusPending, Progress: &p}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, err := New(newAccount(0).api(), store, 0).Cached(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]float64{"begun": 0.5, "most": 80} {
+		m, ok := Find(list, id)
+		if !ok || m.Progress == nil {
+			t.Fatalf("job %s listed %v, without progress", id, ok)
+		}
+		if *m.Progress != want {
+			t.Errorf("job %s shows %v%%, want %v%%", id, *m.Progress, want)
+		}
 	}
 }
 
