@@ -8,6 +8,9 @@ import (
 
 	"github.com/fluxforge/fluxforge/app/core"
 	"github.com/fluxforge/fluxforge/app/service/finetuning"
+	"github.com/fluxforge/fluxforge/app/service/gallery"
+	"github.com/fluxforge/fluxforge/app/service/inference"
+	"github.com/fluxforge/fluxforge/app/service/models"
 )
 
 // DBName is the IndexedDB database holding the user's work.
@@ -33,6 +36,9 @@ type Container struct {
 	storage lazy[*lazyStorage]
 
 	finetuning lazy[*finetuning.Service]
+	models     lazy[*models.Service]
+	gallery    lazy[*gallery.Gallery]
+	inference  lazy[*inference.Service]
 }
 
 // lazy holds one service, built by the first get.
@@ -112,6 +118,33 @@ func (c *Container) Finetuning() *finetuning.Service {
 	return c.finetuning.get(func() *finetuning.Service {
 		s := finetuning.New(context.Background(), c.API(), c.Storage())
 		s.Resume()
+		return s
+	})
+}
+
+// Models lists, caches and deletes the account's finetunes.
+func (c *Container) Models() *models.Service {
+	return c.models.get(func() *models.Service {
+		return models.New(c.API(), c.Storage(), models.DefaultConcurrency)
+	})
+}
+
+// Gallery keeps every generated image with the request that made it.
+func (c *Container) Gallery() *gallery.Gallery {
+	return c.gallery.get(func() *gallery.Gallery { return gallery.New(c.Storage()) })
+}
+
+// Inference generates images. One service per app keeps the in-flight limit
+// for the whole account, not per tab visit; its first use resumes the tasks a
+// previous session left running (once per app start), polled for as long as
+// the page lives, so leaving the tab neither stops nor repeats them.
+func (c *Container) Inference() *inference.Service {
+	return c.inference.get(func() *inference.Service {
+		s := inference.New(c.API(), c.Gallery(), inference.Options{})
+		// Each task's failure is kept in its record, which subscribers hear
+		// and the gallery shows; a gallery that cannot be read fails the
+		// tab's own listing of it as well, where the user is told.
+		go func() { _ = s.Resume(context.Background(), nil) }()
 		return s
 	})
 }

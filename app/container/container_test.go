@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +18,9 @@ import (
 	"github.com/fluxforge/fluxforge/app/bfl"
 	"github.com/fluxforge/fluxforge/app/core"
 	"github.com/fluxforge/fluxforge/app/service/finetuning"
+	"github.com/fluxforge/fluxforge/app/service/gallery"
+	"github.com/fluxforge/fluxforge/app/service/inference"
+	"github.com/fluxforge/fluxforge/app/service/models"
 )
 
 func testCtx(t *testing.T) context.Context {
@@ -23,6 +28,18 @@ func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// waitFor polls done until it holds, failing with why after 10 s.
+func waitFor(t *testing.T, why string, done func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !done() {
+		if time.Now().After(deadline) {
+			t.Fatal(why)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func TestServicesAreBuiltOnceAndLazily(t *testing.T) {
@@ -112,15 +129,18 @@ func TestSettingsRetargetTheAPI(t *testing.T) {
 	}
 }
 
-// listCounter counts how often the job records are listed.
+// listCounter counts how often the job and gallery records are listed.
 type listCounter struct {
 	core.Storage
-	jobLists atomic.Int32
+	jobLists, galleryLists atomic.Int32
 }
 
 func (l *listCounter) List(ctx context.Context, store string) ([]json.RawMessage, error) {
-	if store == core.StoreJobs {
+	switch store {
+	case core.StoreJobs:
 		l.jobLists.Add(1)
+	case core.StoreGallery:
+		l.galleryLists.Add(1)
 	}
 	return l.Storage.List(ctx, store)
 }
@@ -164,21 +184,157 @@ func TestFinetuningIsBuiltOnceAndResumesJobsOnce(t *testing.T) {
 			t.Fatal("Finetuning built more than once")
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	waitFor(t, "the unfinished job was not resumed", func() bool {
 		var j finetuning.Job
-		if err := store.Get(testCtx(t), core.StoreJobs, "left", &j); err == nil && j.Status == bfl.StatusReady {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the unfinished job was not resumed")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		err := store.Get(testCtx(t), core.StoreJobs, "left", &j)
+		return err == nil && j.Status == bfl.StatusReady
+	})
 	if n := store.jobLists.Load(); n != 1 {
 		t.Errorf("stored jobs listed %d times for resuming, want 1", n)
 	}
 	if n := polls.Load(); n != 1 {
 		t.Errorf("the resumed job was polled %d times, want 1", n)
+	}
+}
+
+// fakeGenerator answers submits with a new task id and each task's polls with
+// Pending `pending` times, then Ready (without an image link, which ends the
+// task as well). It records the most tasks it had in flight at once.
+type fakeGenerator struct {
+	pending int
+
+	mu       sync.Mutex
+	next     int
+	polls    map[string]int
+	inFlight int
+	peak     int
+}
+
+func (f *fakeGenerator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api/v1/"):
+		f.next++
+		id := fmt.Sprintf("task-%d", f.next)
+		f.polls[id] = 0
+		f.inFlight++
+		f.peak = max(f.peak, f.inFlight)
+		fmt.Fprintf(w, `{"id":%q,"polling_url":"https://api.us1.bfl.ai/v1/get_result?id=%s"}`, id, id)
+	case r.URL.Path == "/api/poll":
+		u, err := url.Parse(r.URL.Query().Get("url"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		id := u.Query().Get("id")
+		n, known := f.polls[id]
+		if !known {
+			http.Error(w, "unknown task "+id, http.StatusNotFound)
+			return
+		}
+		f.polls[id] = n + 1
+		if n < f.pending {
+			fmt.Fprintf(w, `{"id":%q,"status":"Pending","progress":0.5}`, id)
+			return
+		}
+		f.inFlight--
+		fmt.Fprintf(w, `{"id":%q,"status":"Ready","result":{}}`, id)
+	default:
+		http.Error(w, "unexpected "+r.URL.String(), http.StatusNotFound)
+	}
+}
+
+func newGeneratorContainer(t *testing.T, f *fakeGenerator, store core.Storage) *Container {
+	t.Helper()
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	return New(Options{
+		API:         core.APIOptions{BaseURL: srv.URL, Timeout: 5 * time.Second},
+		OpenStorage: func(context.Context) (core.Storage, error) { return store, nil },
+	})
+}
+
+func TestGenerationServicesAreBuiltOnceAndLazily(t *testing.T) {
+	store := &listCounter{Storage: core.NewMemoryStorage()}
+	c := newGeneratorContainer(t, &fakeGenerator{polls: map[string]int{}}, store)
+	c.API()
+	time.Sleep(50 * time.Millisecond)
+	if store.galleryLists.Load() != 0 {
+		t.Fatal("the gallery was read before a generation service was asked for")
+	}
+	const n = 8
+	var wg sync.WaitGroup
+	ms, gs, is := make([]*models.Service, n), make([]*gallery.Gallery, n), make([]*inference.Service, n)
+	for i := range n {
+		wg.Go(func() { ms[i], gs[i], is[i] = c.Models(), c.Gallery(), c.Inference() })
+	}
+	wg.Wait()
+	for i := range n {
+		if ms[i] != ms[0] || gs[i] != gs[0] || is[i] != is[0] {
+			t.Fatalf("consumer %d got a new instance", i)
+		}
+	}
+}
+
+func TestTheInFlightLimitIsSharedByEveryConsumer(t *testing.T) {
+	f := &fakeGenerator{pending: 1, polls: map[string]int{}}
+	c := newGeneratorContainer(t, f, core.NewMemoryStorage())
+	form := inference.Form{
+		Endpoint: "flux-pro-1.1-ultra-finetuned",
+		Model:    models.Model{ID: "ft-1", Name: "Ada", Status: bfl.StatusReady},
+		Values:   map[string]string{"prompt": "ADA by the sea"},
+	}
+	// Two tab visits, each asking for the service and starting a batch.
+	const each = 20
+	var wg sync.WaitGroup
+	results := make([][]inference.Result, 2)
+	for i := range results {
+		wg.Go(func() {
+			results[i] = c.Inference().Batch(testCtx(t), inference.Variations(form, each), nil)
+		})
+	}
+	wg.Wait()
+	for _, rs := range results {
+		for _, r := range rs {
+			if r.Err != nil || r.Record.Status != bfl.StatusReady {
+				t.Fatalf("task: %+v, %v", r.Record, r.Err)
+			}
+		}
+	}
+	if f.peak > inference.MaxInFlight {
+		t.Fatalf("%d tasks in flight across two consumers, limit %d", f.peak, inference.MaxInFlight)
+	}
+	if f.next != 2*each {
+		t.Fatalf("%d submits, want %d", f.next, 2*each)
+	}
+}
+
+func TestInferenceResumesRunningTasksOnce(t *testing.T) {
+	f := &fakeGenerator{polls: map[string]int{"left": 0}}
+	store := &listCounter{Storage: core.NewMemoryStorage()}
+	left := gallery.Record{ID: "left", Endpoint: "flux-pro-1.1-ultra-finetuned", Status: bfl.StatusPending,
+		PollingURL: "https://api.us1.bfl.ai/v1/get_result?id=left", Created: time.Now()}
+	if err := gallery.New(store).Save(testCtx(t), left); err != nil {
+		t.Fatal(err)
+	}
+	c := newGeneratorContainer(t, f, store)
+	// Every mount of the tab asks for the service again and subscribes.
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() { c.Inference() })
+	}
+	wg.Wait()
+	waitFor(t, "the running task was not resumed", func() bool {
+		got, err := c.Gallery().Get(testCtx(t), "left")
+		return err == nil && !got.Running()
+	})
+	if n := store.galleryLists.Load(); n != 1 {
+		t.Errorf("gallery listed %d times for resuming, want 1", n)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if n := f.polls["left"]; n != 1 {
+		t.Errorf("the resumed task was polled %d times, want 1", n)
 	}
 }

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fluxforge/fluxforge/app/bfl"
@@ -27,21 +29,28 @@ const MaxInFlight = 24
 // Options tune a Service.
 type Options struct {
 	Poller      Poller
-	MaxInFlight int    // tasks submitted and not yet terminal; MaxInFlight by default
-	OnSubmit    func() // called after each accepted submit, e.g. to refresh the credit balance
+	MaxInFlight int // tasks submitted and not yet terminal; MaxInFlight by default
 	Now         func() time.Time
 }
 
 // Service generates images and keeps them.
 type Service struct {
-	api      API
-	gallery  *gallery.Gallery
-	poller   Poller
-	onSubmit func()
-	now      func() time.Time
+	api     API
+	gallery *gallery.Gallery
+	poller  Poller
+	now     func() time.Time
 	// slots is a semaphore: a slot is held from submit to terminal status, so
 	// single generations, batches and resumed tasks together stay under the limit.
 	slots chan struct{}
+
+	mu     sync.Mutex
+	nextID int
+	subs   []subscriber
+}
+
+type subscriber struct {
+	id int
+	fn Update
 }
 
 // New returns a service.
@@ -52,10 +61,38 @@ func New(api API, g *gallery.Gallery, o Options) *Service {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.OnSubmit == nil {
-		o.OnSubmit = func() {}
+	return &Service{api: api, gallery: g, poller: o.Poller, now: o.Now, slots: make(chan struct{}, o.MaxInFlight)}
+}
+
+// Subscribe calls fn with every change of any task, whoever started it (a
+// generation, a batch or Resume), from the polling goroutines, until cancel.
+// A tab subscribes while it is shown; the tasks go on without it.
+func (s *Service) Subscribe(fn Update) (cancel func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nextID++
+	id := s.nextID
+	s.subs = append(s.subs, subscriber{id: id, fn: fn})
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.subs = slices.DeleteFunc(s.subs, func(x subscriber) bool { return x.id == id })
 	}
-	return &Service{api: api, gallery: g, poller: o.Poller, onSubmit: o.OnSubmit, now: o.Now, slots: make(chan struct{}, o.MaxInFlight)}
+}
+
+// withSubscribers returns an Update that calls u (when set) and then every subscriber.
+func (s *Service) withSubscribers(u Update) Update {
+	return func(r gallery.Record) {
+		if u != nil {
+			u(r)
+		}
+		s.mu.Lock()
+		subs := slices.Clone(s.subs)
+		s.mu.Unlock()
+		for _, x := range subs {
+			x.fn(r)
+		}
+	}
 }
 
 // NotReadyError refuses a model that cannot generate yet.
@@ -70,7 +107,7 @@ type Update func(gallery.Record)
 // the final record; a task that was moderated or failed is not an error (its
 // record says why), only a refused submit or a broken poll is.
 func (s *Service) Generate(ctx context.Context, f Form, update Update) (gallery.Record, error) {
-	update = orNop(update)
+	update = s.withSubscribers(update)
 	if ok, reason := f.Model.Readiness(); !ok {
 		return gallery.Record{}, &NotReadyError{Reason: reason}
 	}
@@ -96,7 +133,6 @@ func (s *Service) Generate(ctx context.Context, f Form, update Update) (gallery.
 	if err := s.api.Post(ctx, f.Endpoint, body, &sub); err != nil {
 		return rec, fmt.Errorf("submit %s: %w", f.Endpoint, err)
 	}
-	s.onSubmit()
 	if sub.ID == "" {
 		return rec, fmt.Errorf("submit %s: the answer has no task id", f.Endpoint)
 	}
@@ -114,13 +150,6 @@ func (s *Service) Generate(ctx context.Context, f Form, update Update) (gallery.
 	}
 	update(rec)
 	return s.track(ctx, rec, update)
-}
-
-func orNop(u Update) Update {
-	if u == nil {
-		return func(gallery.Record) {}
-	}
-	return u
 }
 
 // params is the body without its base64 images, which are stored as blobs.
@@ -250,7 +279,7 @@ func reason(r bfl.ResultResponse) string {
 // Resume polls every stored task that was still running (after a reload) to
 // its end. It returns when all have ended or ctx is done.
 func (s *Service) Resume(ctx context.Context, update Update) error {
-	update = orNop(update)
+	update = s.withSubscribers(update)
 	recs, err := s.gallery.List(ctx, "")
 	if err != nil {
 		return fmt.Errorf("resume: %w", err)

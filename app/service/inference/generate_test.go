@@ -29,13 +29,12 @@ type rig struct {
 	store   core.Storage
 	gallery *gallery.Gallery
 	svc     *Service
-	submits atomic.Int32
 }
 
 func newRig(pending, maxInFlight int) *rig {
 	r := &rig{api: newFakeBFL(pending), store: core.NewMemoryStorage()}
 	r.gallery = gallery.New(r.store)
-	r.svc = New(r.api, r.gallery, Options{Poller: quickPoller, MaxInFlight: maxInFlight, OnSubmit: func() { r.submits.Add(1) }})
+	r.svc = New(r.api, r.gallery, Options{Poller: quickPoller, MaxInFlight: maxInFlight})
 	return r
 }
 
@@ -70,9 +69,6 @@ func TestGenerateStoresTheImageWithTheWholeRequest(t *testing.T) {
 	}
 	if rec.Created.IsZero() || rec.Finished.Before(rec.Created) || rec.Result == nil || rec.Result.Sample == "" {
 		t.Fatalf("times/result: %+v", rec)
-	}
-	if r.submits.Load() != 1 {
-		t.Fatalf("credits refresh called %d times", r.submits.Load())
 	}
 	stored, err := r.gallery.Get(ctx, rec.ID)
 	if err != nil || stored.Status != bfl.StatusReady {
@@ -145,8 +141,8 @@ func TestGenerateSubmitsNothingInvalidAndKeepsNoRecordOfARefusedSubmit(t *testin
 	if !errors.As(err, &apiErr) || apiErr.Status != 402 {
 		t.Fatalf("got %v", err)
 	}
-	if all, _ := r.gallery.List(ctx, ""); len(all) != 0 || r.submits.Load() != 0 {
-		t.Fatalf("a refused submit left %d records and %d credit refreshes", len(all), r.submits.Load())
+	if all, _ := r.gallery.List(ctx, ""); len(all) != 0 {
+		t.Fatalf("a refused submit left %d records", len(all))
 	}
 }
 
@@ -238,9 +234,6 @@ func TestBatchNeverExceedsTheInFlightLimit(t *testing.T) {
 	if r.api.peak < MaxInFlight {
 		t.Fatalf("peak %d: the queue should fill all %d slots", r.api.peak, MaxInFlight)
 	}
-	if int(r.submits.Load()) != 60 {
-		t.Fatalf("credits refreshed %d times for 60 submits", r.submits.Load())
-	}
 }
 
 func TestVariationsAndGrid(t *testing.T) {
@@ -276,5 +269,35 @@ func TestVariationsAndGrid(t *testing.T) {
 	grid[0].Values["prompt"] = "changed"
 	if grid[1].Values["prompt"] != "ADA" {
 		t.Fatal("grid forms share their values map")
+	}
+}
+
+func TestSubscribersHearEveryTaskUntilTheyCancel(t *testing.T) {
+	ctx := testCtx(t)
+	r := newRig(1, 0)
+	var heard, afterCancel atomic.Int32
+	ids := sync.Map{}
+	cancel := r.svc.Subscribe(func(rec gallery.Record) {
+		heard.Add(1)
+		ids.Store(rec.ID, rec.Status)
+	})
+	r.svc.Subscribe(func(gallery.Record) { afterCancel.Add(1) })
+	res := r.svc.Batch(ctx, Variations(ultra("ADA"), 3), nil)
+	for _, x := range res {
+		st, ok := ids.Load(x.Record.ID)
+		if !ok || st != bfl.StatusReady {
+			t.Fatalf("subscriber last heard %v for %s, want Ready", st, x.Record.ID)
+		}
+	}
+	cancel()
+	before, other := heard.Load(), afterCancel.Load()
+	if _, err := r.svc.Generate(ctx, ultra("ADA again"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if heard.Load() != before {
+		t.Fatalf("a cancelled subscriber heard %d more changes", heard.Load()-before)
+	}
+	if afterCancel.Load() == other {
+		t.Fatal("the remaining subscriber heard nothing of the new task")
 	}
 }

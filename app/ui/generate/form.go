@@ -15,6 +15,7 @@ import (
 	"github.com/fluxforge/fluxforge/app/service/gallery"
 	"github.com/fluxforge/fluxforge/app/service/inference"
 	"github.com/fluxforge/fluxforge/app/service/models"
+	"github.com/fluxforge/fluxforge/app/ui/notify"
 )
 
 // aspectPresets are the common ratios offered as one-click choices; any other
@@ -410,14 +411,30 @@ func (p *Page) submit(expand func(inference.Form) ([]inference.Form, error)) {
 		}
 		var once sync.Once
 		submitted := func() { once.Do(func() { p.dispatch(func(app.Context) { p.busy-- }) }) }
-		tctx, cancel := context.WithTimeout(ctx, taskTimeout)
+		// The subscription shows the records; here each task's first record
+		// says BFL accepted (and charged) it, so the balance is read again.
+		var mu sync.Mutex
+		accepted := map[string]bool{}
+		onRecord := func(r gallery.Record) {
+			submitted()
+			mu.Lock()
+			first := !accepted[r.ID]
+			accepted[r.ID] = true
+			mu.Unlock()
+			if first {
+				notify.RefreshCredits(ctx)
+			}
+		}
+		// A submitted task is paid for: leaving the tab must not stop it
+		// before its image is stored, and only an app start resumes tasks.
+		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), taskTimeout)
 		defer cancel()
 		var errs []error
 		if len(forms) == 1 {
-			_, err := p.infer.Generate(tctx, forms[0], func(r gallery.Record) { submitted(); p.onUpdate(r) })
+			_, err := p.infer.Generate(tctx, forms[0], onRecord)
 			errs = append(errs, err)
 		} else {
-			for _, r := range p.infer.Batch(tctx, forms, func(_ int, r gallery.Record) { submitted(); p.onUpdate(r) }) {
+			for _, r := range p.infer.Batch(tctx, forms, func(_ int, r gallery.Record) { onRecord(r) }) {
 				errs = append(errs, r.Err)
 			}
 		}

@@ -37,9 +37,10 @@ type Page struct {
 	c   *container.Container
 	ctx app.Context // the component's own context, saved in OnMount
 
-	models  *models.Service
-	gallery *gallery.Gallery
-	infer   *inference.Service
+	models      *models.Service
+	gallery     *gallery.Gallery
+	infer       *inference.Service
+	unsubscribe func()
 
 	modelList []models.Model
 	modelID   string
@@ -87,15 +88,15 @@ func (p *Page) modelFromURL(ctx app.Context) {
 	}
 }
 
-// OnMount builds the services, loads models and gallery, and resumes the tasks
-// a reload interrupted. It runs only in the browser.
+// OnMount takes the app's services, loads models and gallery, and listens to
+// every task's changes. The container's inference service resumed the tasks a
+// reload interrupted when the app started, and follows them whichever tab is
+// open. It runs only in the browser.
 func (p *Page) OnMount(ctx app.Context) {
 	p.ctx = ctx
 	p.modelFromURL(ctx)
-	api, store := p.c.API(), p.c.Storage()
-	p.models = models.New(api, store, models.DefaultConcurrency)
-	p.gallery = gallery.New(store)
-	p.infer = inference.New(api, p.gallery, inference.Options{OnSubmit: func() { notify.RefreshCredits(ctx) }})
+	p.models, p.gallery, p.infer = p.c.Models(), p.c.Gallery(), p.c.Inference()
+	p.unsubscribe = p.infer.Subscribe(p.onUpdate)
 	ctx.Async(func() {
 		cached, err := p.models.Cached(ctx)
 		p.loadGallery()
@@ -113,15 +114,14 @@ func (p *Page) OnMount(ctx app.Context) {
 			p.setModels(fresh)
 		})
 	})
-	ctx.Async(func() {
-		if err := p.infer.Resume(ctx, p.onUpdate); err != nil && ctx.Err() == nil {
-			notify.Fail(ctx, err)
-		}
-	})
 }
 
-// OnDismount frees the blob URLs; images stay in storage.
+// OnDismount stops listening to the tasks (which go on) and frees the blob
+// URLs; images stay in storage.
 func (p *Page) OnDismount() {
+	if p.unsubscribe != nil {
+		p.unsubscribe()
+	}
 	for _, u := range p.urls {
 		revokeURL(u)
 	}

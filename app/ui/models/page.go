@@ -50,7 +50,7 @@ func New(c *container.Container) app.Composer {
 // in the browser, so no user data is ever pre-rendered.
 func (p *Page) OnMount(ctx app.Context) {
 	p.ctx = ctx
-	p.svc = svc.New(p.c.API(), p.c.Storage(), svc.DefaultConcurrency)
+	p.svc = p.c.Models()
 	ctx.Async(func() {
 		if cached, err := p.svc.Cached(ctx); err == nil && len(cached) > 0 {
 			p.dispatch(func(app.Context) { p.setList(cached) })
