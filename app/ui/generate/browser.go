@@ -10,8 +10,8 @@ import (
 )
 
 // Browser work goes through go-app's Value, real in the wasm build and inert
-// on the server, so no build tags are needed. Functions that wait on promises
-// must run in ctx.Async, never in an event handler.
+// on the server; only waiting on a promise (await) needs build tags. Functions
+// that wait on promises must run in ctx.Async, never in an event handler.
 
 var errNoBrowser = errors.New("not running in a browser")
 
@@ -21,40 +21,6 @@ const (
 	maxInputBytes   = 32 << 20
 	maxArchiveBytes = 1 << 30
 )
-
-// await waits for a promise and returns its rejection as an error (go-app's
-// Value.Then has no rejection path, so a failed promise would hang forever).
-func await(p app.Value) (app.Value, error) {
-	if app.IsServer {
-		return nil, errNoBrowser
-	}
-	res, rej := make(chan app.Value, 1), make(chan error, 1)
-	ok := app.FuncOf(func(_ app.Value, a []app.Value) any {
-		v := app.Undefined()
-		if len(a) > 0 {
-			v = a[0]
-		}
-		res <- v
-		return nil
-	})
-	ko := app.FuncOf(func(_ app.Value, a []app.Value) any {
-		msg := "promise rejected"
-		if len(a) > 0 && a[0].Truthy() {
-			msg = a[0].Call("toString").String()
-		}
-		rej <- errors.New(msg)
-		return nil
-	})
-	defer ok.Release()
-	defer ko.Release()
-	p.Call("then", ok, ko)
-	select {
-	case v := <-res:
-		return v, nil
-	case err := <-rej:
-		return nil, err
-	}
-}
 
 // readFile copies a File's bytes into Go in one bulk copy.
 func readFile(file app.Value, limit int) ([]byte, string, error) {
