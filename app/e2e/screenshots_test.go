@@ -67,11 +67,15 @@ func TestScreenshots(t *testing.T) {
 	b.CheckConsole(t)
 }
 
-// capture saves a full-page PNG, 1280 px wide as the window, with the
-// toasts dismissed so they hide nothing, and checks it is the running app.
+// capture saves a full-page PNG, 1280 px wide as the window, with focus
+// and toasts cleared so they hide nothing, and checks it is the running app.
 func capture(t *testing.T, b *Browser, path string) {
 	t.Helper()
-	Eval[bool](t, b, `(() => { document.querySelectorAll('.toast-close').forEach(e => e.click()); return true; })()`)
+	Eval[bool](t, b, `(() => {
+		document.activeElement?.blur(); // no caret or focus ring in the picture
+		document.querySelectorAll('.toast-close').forEach(e => e.click());
+		return true;
+	})()`)
 	b.WaitTrue(t, `document.querySelectorAll('.toast').length === 0`)
 	// Let layout and image decoding settle into the next frames.
 	Eval[bool](t, b, `new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))`)
