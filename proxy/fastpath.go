@@ -4,12 +4,15 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"time"
 )
@@ -241,4 +244,92 @@ func (b *upBody) finish(eof bool) {
 		return
 	}
 	_ = b.c.Close()
+}
+
+// forwardGet answers a catalog GET without ReverseProxy: the request its
+// Rewrite would build goes out through the fast path, and the answer,
+// cleaned as ReverseProxy would clean it, is copied straight to the client.
+// ReverseProxy's clone of the incoming request and its header, trailer and
+// flush bookkeeping cost a small JSON answer more than the hop itself.
+func (s *server) forwardGet(w http.ResponseWriter, r *http.Request, name string) {
+	out := (&http.Request{
+		Method: http.MethodGet,
+		URL: &url.URL{Scheme: s.upstream.Scheme, Host: s.upstream.Host,
+			Path: s.upstream.Path + "/v1/" + name, RawQuery: r.URL.RawQuery},
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: s.outHeader(r.Header),
+		Body:   http.NoBody,
+		Host:   s.upstream.Host,
+	}).WithContext(r.Context())
+	resp, err := s.fast.RoundTrip(out)
+	if err != nil {
+		s.upstreamError(w, r, err)
+		return
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		s.upstreamError(w, r, errors.New("the upstream switched protocols unasked"))
+		return
+	}
+	_ = cleanResponse(resp)
+	dropHopByHop(resp.Header)
+	h := w.Header()
+	for k, vv := range resp.Header {
+		h[k] = append(h[k], vv...)
+	}
+	w.WriteHeader(resp.StatusCode)
+	buf := s.api.BufferPool.Get()
+	defer s.api.BufferPool.Put(buf)
+	// An answer of unknown length may be a stream: each part goes out as
+	// it arrives.
+	if err := s.copyBody(w, resp.Body, resp.ContentLength < 0, buf); err != nil {
+		// Headers are gone; only a cut connection tells the client the
+		// answer is incomplete.
+		panic(http.ErrAbortHandler)
+	}
+	for k, vv := range resp.Trailer {
+		h[http.TrailerPrefix+k] = vv
+	}
+}
+
+func (s *server) copyBody(w http.ResponseWriter, body io.Reader, flush bool, buf []byte) error {
+	rc := http.NewResponseController(w)
+	for {
+		n, rerr := body.Read(buf)
+		if n > 0 {
+			if _, err := w.Write(buf[:n]); err != nil {
+				return fmt.Errorf("writing the answer: %w", err)
+			}
+			if flush {
+				if err := rc.Flush(); err != nil {
+					return fmt.Errorf("flushing the answer: %w", err)
+				}
+			}
+		}
+		switch {
+		case rerr == io.EOF:
+			return nil
+		case rerr != nil:
+			if !errors.Is(rerr, context.Canceled) {
+				s.log.Warn("upstream answer broke off", "host", s.upstreamHost, "error", rerr.Error())
+			}
+			return fmt.Errorf("reading the answer: %w", rerr)
+		}
+	}
+}
+
+// dropHopByHop removes the headers that describe the upstream connection
+// rather than the answer, and any the upstream's Connection header names.
+func dropHopByHop(h http.Header) {
+	for _, v := range h["Connection"] {
+		for f := range strings.SplitSeq(v, ",") {
+			if f = textproto.TrimString(f); f != "" {
+				h.Del(f)
+			}
+		}
+	}
+	for _, k := range [...]string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"} {
+		delete(h, k)
+	}
 }

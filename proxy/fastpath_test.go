@@ -181,3 +181,35 @@ func TestFastPathOverTLS(t *testing.T) {
 		t.Errorf("untrusted certificate: %v", err)
 	}
 }
+
+// A catalog GET's answer reaches the client without the headers that only
+// describe the upstream connection, and with the upstream's trailers.
+func TestFastPathAnswerDropsHopByHopHeaders(t *testing.T) {
+	up, _ := countingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Connection", "X-Hop")
+		h.Set("X-Hop", "1")
+		h.Set("Keep-Alive", "timeout=5")
+		h.Set("X-End-To-End", "2")
+		h.Set("Trailer", "X-Checksum")
+		_, _ = io.WriteString(w, `{"credits":1}`)
+		w.(http.Flusher).Flush()
+		h.Set("X-Checksum", "abc")
+	}, nil)
+	p := start(t, map[string]string{"BFL_API_KEY": testKey, "BFL_API_URL": up.URL})
+	resp, body := do(t, "GET", p.base+"/api/v1/credits", nil, nil)
+	if resp.StatusCode != 200 || body != `{"credits":1}` {
+		t.Fatalf("answer %d %q", resp.StatusCode, body)
+	}
+	for _, k := range []string{"X-Hop", "Keep-Alive"} {
+		if v := resp.Header.Get(k); v != "" {
+			t.Errorf("hop-by-hop header %s: %q reached the client", k, v)
+		}
+	}
+	if v := resp.Header.Get("X-End-To-End"); v != "2" {
+		t.Errorf("X-End-To-End = %q, want 2", v)
+	}
+	if v := resp.Trailer.Get("X-Checksum"); v != "abc" {
+		t.Errorf("trailer X-Checksum = %q, want abc (trailers %v)", v, resp.Trailer)
+	}
+}

@@ -27,6 +27,8 @@ type server struct {
 	upstream     *url.URL
 	upstreamHost string
 	api          *httputil.ReverseProxy
+	// fast, in live mode, carries catalog GETs without ReverseProxy.
+	fast *fastPath
 
 	poll, delivery   *allow.List
 	pollC, deliveryC *http.Client
@@ -73,7 +75,8 @@ func newServer(cfg Config, logger *slog.Logger) (*server, error) {
 		}
 	} else {
 		s.upstream = cfg.upstream
-		apiTransport = newFastPath(cfg.upstream, cfg.UpstreamTimeout, newTransport(cfg, nil))
+		s.fast = newFastPath(cfg.upstream, cfg.UpstreamTimeout, newTransport(cfg, nil))
+		apiTransport = s.fast
 		fetchTransport = newTransport(cfg, dialGuard(cfg.upstream))
 		origin := []string{cfg.upstreamOrigin()}
 		var err error

@@ -31,6 +31,10 @@ func (s *server) handleAPI() http.Handler {
 		if !allowMethods(w, r, method) {
 			return
 		}
+		if method == http.MethodGet && s.fast != nil {
+			s.forwardGet(w, r, name)
+			return
+		}
 		if method == http.MethodPost {
 			switch {
 			case r.ContentLength > maxBody:
@@ -55,12 +59,9 @@ func (s *server) newAPIProxy(transport http.RoundTripper) *httputil.ReverseProxy
 			pr.Out.URL.Path = "/v1/" + pr.In.PathValue("name")
 			pr.Out.URL.RawPath = ""
 			pr.SetURL(s.upstream)
-			pr.Out.Header = forwardHeaders(pr.In.Header)
+			pr.Out.Header = s.outHeader(pr.In.Header)
 			if pr.In.Method == http.MethodGet {
 				pr.Out.Body, pr.Out.ContentLength = http.NoBody, 0
-			}
-			if s.cfg.APIKey != "" {
-				pr.Out.Header.Set("x-key", s.cfg.APIKey)
 			}
 		},
 		Transport:      transport,
@@ -71,15 +72,22 @@ func (s *server) newAPIProxy(transport http.RoundTripper) *httputil.ReverseProxy
 	}
 }
 
-// forwardHeaders keeps the only client headers BFL sees. Everything else
-// (cookies, the proxy token, any x-key, forwarding and browser headers)
-// stays here.
-func forwardHeaders(in http.Header) http.Header {
+// outHeader is all BFL sees of a client's headers: the few it needs, plus
+// the key set here. Everything else (cookies, the proxy token, any x-key,
+// forwarding and browser headers) stays here. An absent User-Agent stays
+// absent rather than becoming Go's.
+func (s *server) outHeader(in http.Header) http.Header {
 	out := make(http.Header, 6)
 	for _, k := range [...]string{"Accept", "Accept-Encoding", "Accept-Language", "Content-Type", "User-Agent"} {
 		if v := in.Values(k); len(v) > 0 {
 			out[k] = v
 		}
+	}
+	if _, ok := out["User-Agent"]; !ok {
+		out["User-Agent"] = []string{""}
+	}
+	if s.cfg.APIKey != "" {
+		out["X-Key"] = []string{s.cfg.APIKey}
 	}
 	return out
 }
