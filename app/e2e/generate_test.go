@@ -310,8 +310,16 @@ func TestGenerateVariationsBatch(t *testing.T) {
 	b.WaitTrue(t, `document.querySelectorAll('.gallery-item').length === 3`)
 
 	// Two of them side by side: the seeds differ, the prompt does not.
-	b.Do(t, chromedp.Click(chromedp.CSS(".gallery-item:nth-child(1)")), chromedp.Click(chromedp.ID("compare-toggle")),
-		chromedp.Click(chromedp.CSS(".gallery-item:nth-child(2)")), chromedp.Click(chromedp.ID("compare-toggle")))
+	// Each click waits for the viewer it opens: a toggle clicked before the
+	// next picture's viewer is drawn would act on the previous picture.
+	for _, n := range []int{1, 2} {
+		b.Do(t, chromedp.Click(chromedp.CSS(fmt.Sprintf(".gallery-item:nth-child(%d)", n))))
+		b.WaitTrue(t, `document.querySelector('#compare-toggle')?.getAttribute('aria-pressed') === 'false'`)
+		b.Do(t, chromedp.Click(chromedp.ID("compare-toggle")))
+		if n == 1 {
+			b.WaitTrue(t, `document.querySelector('#compare-toggle')?.getAttribute('aria-pressed') === 'true'`)
+		}
+	}
 	b.WaitTrue(t, `document.querySelectorAll('#compare img').length === 2 && !document.querySelector('#viewer')`)
 	diff := Eval[[]string](t, b, `[...document.querySelectorAll('#compare tr.diff th')].map(e => e.textContent)`)
 	if !slices.Contains(diff, "Seed") || slices.Contains(diff, "Prompt") {
