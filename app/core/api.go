@@ -93,7 +93,7 @@ func NewAPI(o APIOptions) *API {
 		o.HTTP = &http.Client{}
 	}
 	if o.Sleep == nil {
-		o.Sleep = sleep
+		o.Sleep = Sleep
 	}
 	return &API{opts: o, baseURL: o.BaseURL, token: o.Token}
 }
@@ -266,7 +266,9 @@ func (a *API) backoff(i int) time.Duration {
 	return half + rand.N(half+1)
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
+// Sleep waits d or until ctx ends, whichever comes first; every retry and
+// poll loop in the app waits through it so that leaving cancels the wait.
+func Sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

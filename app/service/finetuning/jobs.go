@@ -100,7 +100,7 @@ func NewTracker(api resultSource, store records) *Tracker {
 	return &Tracker{
 		api: api, store: store,
 		MinDelay: DefaultMinDelay, MaxDelay: DefaultMaxDelay, UnknownDeadline: DefaultUnknownDeadline,
-		Now: time.Now, Sleep: sleepCtx,
+		Now: time.Now, Sleep: core.Sleep,
 		following: map[string]bool{},
 	}
 }
@@ -142,17 +142,6 @@ func (t *Tracker) publish(j Job) {
 	}
 	if j.Done() && end != nil {
 		end(j)
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 

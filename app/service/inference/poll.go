@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fluxforge/fluxforge/app/bfl"
+	"github.com/fluxforge/fluxforge/app/core"
 )
 
 // ErrDeadline is returned when a task is still running when the poller gives up.
@@ -39,23 +40,12 @@ func (p Poller) withDefaults() Poller {
 		p.Deadline = 15 * time.Minute
 	}
 	if p.Sleep == nil {
-		p.Sleep = sleep
+		p.Sleep = core.Sleep
 	}
 	if p.Now == nil {
 		p.Now = time.Now
 	}
 	return p
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // Delays returns the waits before each poll: Initial growing by Factor up to Max,
