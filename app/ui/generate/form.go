@@ -15,6 +15,7 @@ import (
 	"github.com/fluxforge/fluxforge/app/service/gallery"
 	"github.com/fluxforge/fluxforge/app/service/inference"
 	"github.com/fluxforge/fluxforge/app/service/models"
+	"github.com/fluxforge/fluxforge/app/ui/frame"
 	"github.com/fluxforge/fluxforge/app/ui/notify"
 )
 
@@ -254,7 +255,7 @@ func (p *Page) pickImage(name string) app.EventHandler {
 		file := ctx.JSSrc().Get("files").Index(0)
 		ctx.Async(func() {
 			data, mt, err := readFile(file, maxInputBytes)
-			p.dispatch(func(ctx app.Context) {
+			frame.Dispatch(p.ctx, func(ctx app.Context) {
 				if err != nil {
 					p.errs[name] = err.Error()
 					return
@@ -403,14 +404,14 @@ func (p *Page) submit(expand func(inference.Form) ([]inference.Form, error)) {
 		if ok, _ := m.Readiness(); !ok {
 			if fresh, err := p.models.Recheck(ctx, m); err == nil {
 				m = fresh
-				p.dispatch(func(app.Context) { p.replaceModel(fresh) })
+				frame.Dispatch(p.ctx, func(app.Context) { p.replaceModel(fresh) })
 			}
 			for i := range forms {
 				forms[i].Model = m
 			}
 		}
 		var once sync.Once
-		submitted := func() { once.Do(func() { p.dispatch(func(app.Context) { p.busy-- }) }) }
+		submitted := func() { once.Do(func() { frame.Dispatch(p.ctx, func(app.Context) { p.busy-- }) }) }
 		// The subscription shows the records; here each task's first record
 		// says BFL accepted (and charged) it, so the balance is read again.
 		var mu sync.Mutex
@@ -441,7 +442,7 @@ func (p *Page) submit(expand func(inference.Form) ([]inference.Form, error)) {
 		submitted()
 		for _, err := range errs {
 			if err != nil {
-				p.dispatch(func(app.Context) { p.showError(err) })
+				frame.Dispatch(p.ctx, func(app.Context) { p.showError(err) })
 				return // one message is enough; the results show each task
 			}
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/fluxforge/fluxforge/app/service/gallery"
 	"github.com/fluxforge/fluxforge/app/service/inference"
 	"github.com/fluxforge/fluxforge/app/service/models"
+	"github.com/fluxforge/fluxforge/app/ui/frame"
 	"github.com/fluxforge/fluxforge/app/ui/notify"
 )
 
@@ -101,12 +102,12 @@ func (p *Page) OnMount(ctx app.Context) {
 		cached, err := p.models.Cached(ctx)
 		p.loadGallery()
 		if err == nil {
-			p.dispatch(func(app.Context) { p.setModels(cached) })
+			frame.Dispatch(p.ctx, func(app.Context) { p.setModels(cached) })
 		}
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 		fresh, err := p.models.Refresh(rctx)
 		cancel()
-		p.dispatch(func(ctx app.Context) {
+		frame.Dispatch(p.ctx, func(ctx app.Context) {
 			if err != nil {
 				notify.Fail(ctx, err)
 				return
@@ -169,7 +170,7 @@ func (p *Page) loadGallery() {
 	ctx := p.ctx
 	recs, err := p.gallery.List(ctx, "")
 	if err != nil {
-		p.dispatch(func(ctx app.Context) { notify.Fail(ctx, err) })
+		frame.Dispatch(p.ctx, func(ctx app.Context) { notify.Fail(ctx, err) })
 		return
 	}
 	urls := map[string]string{}
@@ -183,7 +184,7 @@ func (p *Page) loadGallery() {
 		}
 		urls[r.ID] = objectURL(data, mt)
 	}
-	p.dispatch(func(app.Context) {
+	frame.Dispatch(p.ctx, func(app.Context) {
 		for id, u := range p.urls {
 			revokeURL(u)
 			delete(p.urls, id)
@@ -199,7 +200,7 @@ func (p *Page) onUpdate(r gallery.Record) {
 	if r.HasImage() {
 		data, mt, _ = p.gallery.Image(p.ctx, r)
 	}
-	p.dispatch(func(app.Context) {
+	frame.Dispatch(p.ctx, func(app.Context) {
 		if !slices.Contains(p.tasks, r.ID) {
 			p.tasks = append([]string{r.ID}, p.tasks...)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/fluxforge/fluxforge/app/bfl"
 	"github.com/fluxforge/fluxforge/app/service/gallery"
 	"github.com/fluxforge/fluxforge/app/service/inference"
+	"github.com/fluxforge/fluxforge/app/ui/frame"
 	"github.com/fluxforge/fluxforge/app/ui/notify"
 )
 
@@ -237,7 +238,7 @@ func (p *Page) download(r gallery.Record) {
 	ctx := p.ctx
 	ctx.Async(func() {
 		data, mt, err := p.gallery.Image(ctx, r)
-		p.dispatch(func(ctx app.Context) {
+		frame.Dispatch(p.ctx, func(ctx app.Context) {
 			if err != nil {
 				notify.Fail(ctx, err)
 				return
@@ -272,7 +273,7 @@ func (p *Page) useSettings(ctx app.Context, r gallery.Record) {
 			if err != nil {
 				continue // the form works without it; the user can choose the image again
 			}
-			p.dispatch(func(app.Context) { p.setImage(field, data, mt) })
+			frame.Dispatch(p.ctx, func(app.Context) { p.setImage(field, data, mt) })
 		}
 	})
 }
@@ -281,7 +282,7 @@ func (p *Page) deleteRecord(id string) {
 	ctx := p.ctx
 	ctx.Async(func() {
 		err := p.gallery.Delete(ctx, id)
-		p.dispatch(func(ctx app.Context) {
+		frame.Dispatch(p.ctx, func(ctx app.Context) {
 			if err != nil {
 				notify.Fail(ctx, err)
 				return
@@ -302,7 +303,7 @@ func (p *Page) export() {
 	ctx.Async(func() {
 		var buf bytes.Buffer
 		n, err := p.gallery.Export(ctx, &buf, time.Now())
-		p.dispatch(func(ctx app.Context) {
+		frame.Dispatch(p.ctx, func(ctx app.Context) {
 			if err != nil {
 				notify.Fail(ctx, err)
 				return
@@ -324,11 +325,11 @@ func (p *Page) importArchive(file app.Value) {
 			cancel()
 		}
 		if err != nil {
-			p.dispatch(func(ctx app.Context) { notify.Fail(ctx, err) })
+			frame.Dispatch(p.ctx, func(ctx app.Context) { notify.Fail(ctx, err) })
 			return
 		}
 		p.loadGallery()
-		p.dispatch(func(ctx app.Context) {
+		frame.Dispatch(p.ctx, func(ctx app.Context) {
 			notify.Done(ctx, fmt.Sprintf("Imported %d images; %d were already here.", res.Added, res.Skipped))
 		})
 	})

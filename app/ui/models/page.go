@@ -16,6 +16,7 @@ import (
 	"github.com/fluxforge/fluxforge/app/bfl"
 	"github.com/fluxforge/fluxforge/app/container"
 	svc "github.com/fluxforge/fluxforge/app/service/models"
+	"github.com/fluxforge/fluxforge/app/ui/frame"
 	"github.com/fluxforge/fluxforge/app/ui/notify"
 )
 
@@ -53,7 +54,7 @@ func (p *Page) OnMount(ctx app.Context) {
 	p.svc = p.c.Models()
 	ctx.Async(func() {
 		if cached, err := p.svc.Cached(ctx); err == nil && len(cached) > 0 {
-			p.dispatch(func(app.Context) { p.setList(cached) })
+			frame.Dispatch(p.ctx, func(app.Context) { p.setList(cached) })
 		}
 	})
 	p.refresh()
@@ -66,7 +67,7 @@ func (p *Page) refresh() {
 		rctx, cancel := context.WithTimeout(ctx, refreshTimeout)
 		defer cancel()
 		list, err := p.svc.Refresh(rctx)
-		p.dispatch(func(app.Context) {
+		frame.Dispatch(p.ctx, func(app.Context) {
 			p.loading = false
 			if err != nil {
 				p.loadErr = notify.Message(err)
@@ -108,7 +109,7 @@ func (p *Page) remove(id string) {
 		dctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
 		err := p.svc.Delete(dctx, id)
-		p.dispatch(func(app.Context) {
+		frame.Dispatch(p.ctx, func(app.Context) {
 			p.deleting, p.confirming = false, ""
 			if err != nil {
 				notify.Fail(ctx, err)
