@@ -166,16 +166,7 @@ func TestShutdownLetsInFlightRequestsFinish(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("request never reached upstream")
 	}
-	p.stop()
-	select {
-	case err := <-p.done:
-		if err != nil {
-			t.Fatalf("Run returned %v", err)
-		}
-		p.done <- nil // for the cleanup started by start
-	case <-time.After(15 * time.Second):
-		t.Fatal("Run did not return after cancel")
-	}
+	p.stopAndWait(t)
 	r := <-got
 	if r.err != nil || r.status != 200 || r.body != `{"credits":7}` {
 		t.Fatalf("in-flight request: %+v", r)

@@ -22,20 +22,23 @@ import (
 // keeps most reuses on connections the upstream still holds open.
 const idleFor = 4 * time.Second
 
-// fastPath sends bodiless GET and HEAD requests to the one upstream over
-// HTTP/1.1 on the calling goroutine. net/http's Transport hands every
-// request to a writer and a reader goroutine per connection; on loopback
-// those two wake-ups are a large share of a small request's latency.
-// Everything else goes to fallback: a submit (POST) must never be sent
-// twice, and net/http notices a connection the upstream closed while idle
-// before using it, which this pool cannot do without a read.
+// fastPath sends the catalog GETs to the one upstream over HTTP/1.1 on the
+// calling goroutine. net/http's Transport hands every request to a writer
+// and a reader goroutine per connection; on loopback those two wake-ups are
+// a large share of a small request's latency. Submits (POST) keep using
+// net/http's Transport: one must never be sent twice, and net/http notices
+// a connection the upstream closed while idle before using it, which this
+// pool cannot do without a read.
 type fastPath struct {
-	fallback http.RoundTripper
-	origin   string // scheme://host:port of the upstream
-	addr     string // host:port to dial
-	tls      *tls.Config
-	dialer   *net.Dialer
-	header   time.Duration // response header timeout
+	addr   string // host:port to dial
+	host   string // the Host header
+	key    []byte // the "X-Key: ..." header line, empty in simulated mode
+	tls    *tls.Config
+	dialer *net.Dialer
+	header time.Duration // response header timeout
+	// get is the request http.ReadResponse reads every answer against: it
+	// only looks at the method.
+	get *http.Request
 
 	mu   sync.Mutex
 	idle []*upConn
@@ -49,18 +52,21 @@ type upConn struct {
 	since time.Time // when it went idle
 }
 
-func newFastPath(upstream *url.URL, headerTimeout time.Duration, fallback http.RoundTripper) *fastPath {
+func newFastPath(upstream *url.URL, key string, headerTimeout time.Duration) *fastPath {
 	port := upstream.Port()
 	if port == "" {
 		port = map[string]string{"http": "80", "https": "443"}[upstream.Scheme]
 	}
 	f := &fastPath{
-		fallback: fallback,
-		origin:   upstream.Scheme + "://" + upstream.Host,
-		addr:     net.JoinHostPort(upstream.Hostname(), port),
-		dialer:   &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second},
-		header:   headerTimeout,
-		max:      256,
+		addr:   net.JoinHostPort(upstream.Hostname(), port),
+		host:   upstream.Host,
+		dialer: &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second},
+		header: headerTimeout,
+		get:    &http.Request{Method: http.MethodGet},
+		max:    256,
+	}
+	if key != "" {
+		f.key = appendHeader(nil, "X-Key", key)
 	}
 	if upstream.Scheme == "https" {
 		f.tls = &tls.Config{
@@ -71,29 +77,64 @@ func newFastPath(upstream *url.URL, headerTimeout time.Duration, fallback http.R
 	return f
 }
 
-func (f *fastPath) RoundTrip(req *http.Request) (*http.Response, error) {
-	bodiless := req.ContentLength == 0 && (req.Body == nil || req.Body == http.NoBody)
-	if (req.Method != http.MethodGet && req.Method != http.MethodHead) || !bodiless ||
-		req.URL.Scheme+"://"+req.URL.Host != f.origin || req.Header.Get("Upgrade") != "" {
-		return f.fallback.RoundTrip(req)
-	}
-	// GET and HEAD are idempotent: a reused connection that fails before
-	// the answer's head (the upstream closed it meanwhile) is retried once
-	// on a fresh one, as net/http does.
+// Get sends GET uri (an escaped path and query) with the forwarded subset
+// of the client's headers, and the key. A reused connection that fails
+// before the answer's head (the upstream closed it meanwhile) is retried
+// once on a fresh one, as net/http does for idempotent requests.
+func (f *fastPath) Get(ctx context.Context, uri string, in http.Header) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
-		c, reused, err := f.conn(req.Context())
+		c, reused, err := f.conn(ctx)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := f.exchange(c, req)
+		resp, err := f.exchange(ctx, c, uri, in)
 		if err == nil {
 			return resp, nil
 		}
 		_ = c.Close()
-		if !reused || attempt > 0 || req.Context().Err() != nil || isTimeout(err) {
+		if !reused || attempt > 0 || ctx.Err() != nil || isTimeout(err) {
 			return nil, err
 		}
 	}
+}
+
+// writeGet writes the request head straight into the connection's buffer:
+// what http.Request.Write would send for it, without building a Request
+// and a Header map per call. The request URI and header values come from
+// net/http's parse of the client's request, which refuses control
+// characters in the URI and splits headers at line ends; appendHeader
+// still turns any CR or LF into a space, as net/http does.
+func (f *fastPath) writeGet(bw *bufio.Writer, uri string, in http.Header) error {
+	b := bw.AvailableBuffer()
+	b = append(b, "GET "...)
+	b = append(b, uri...)
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = append(b, f.host...)
+	b = append(b, "\r\n"...)
+	for _, k := range forwardedHeaders {
+		for _, v := range in[k] {
+			b = appendHeader(b, k, v)
+		}
+	}
+	b = append(b, f.key...)
+	b = append(b, "\r\n"...)
+	if _, err := bw.Write(b); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+func appendHeader(b []byte, k, v string) []byte {
+	b = append(b, k...)
+	b = append(b, ": "...)
+	for i := range len(v) {
+		if c := v[i]; c == '\r' || c == '\n' {
+			b = append(b, ' ')
+		} else {
+			b = append(b, c)
+		}
+	}
+	return append(b, "\r\n"...)
 }
 
 func (f *fastPath) conn(ctx context.Context) (*upConn, bool, error) {
@@ -147,11 +188,10 @@ func (f *fastPath) put(c *upConn) {
 	}
 }
 
-// exchange writes req and reads the response head; the body is read by the
-// caller through the returned Body, which gives the connection back to the
-// pool once read to the end.
-func (f *fastPath) exchange(c *upConn, req *http.Request) (*http.Response, error) {
-	ctx := req.Context()
+// exchange writes the request and reads the response head; the body is
+// read by the caller through the returned Body, which gives the connection
+// back to the pool once read to the end.
+func (f *fastPath) exchange(ctx context.Context, c *upConn, uri string, in http.Header) (*http.Response, error) {
 	// The header deadline is set before the cancel hook exists: set after,
 	// it could overwrite the hook's deadline in the past and leave a
 	// cancelled request waiting for the upstream.
@@ -162,17 +202,13 @@ func (f *fastPath) exchange(c *upConn, req *http.Request) (*http.Response, error
 	}
 	// Cancelling the request unblocks any read or write on the connection.
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
-	if err := req.Write(c.bw); err != nil {
-		stop()
-		return nil, ctxErr(ctx, err)
-	}
-	if err := c.bw.Flush(); err != nil {
+	if err := f.writeGet(c.bw, uri, in); err != nil {
 		stop()
 		return nil, ctxErr(ctx, err)
 	}
 	var resp *http.Response
 	for {
-		r, err := http.ReadResponse(c.br, req)
+		r, err := http.ReadResponse(c.br, f.get)
 		if err != nil {
 			stop()
 			// A head cut off by the deadline mid-line surfaces as a
@@ -189,13 +225,18 @@ func (f *fastPath) exchange(c *upConn, req *http.Request) (*http.Response, error
 		}
 		// 1xx informational answers precede the real one.
 	}
-	_ = c.SetReadDeadline(time.Time{})
+	// A body already read in whole with the head (most JSON answers) needs
+	// no more reads, and the next exchange on this connection sets its own
+	// deadline: clearing it would be one more timer update per request.
+	if !headBy.IsZero() && (resp.ContentLength < 0 || int64(c.br.Buffered()) < resp.ContentLength) {
+		_ = c.SetReadDeadline(time.Time{})
+	}
 	// The context is done before its hook runs, so if the hook already
 	// fired, this sees it and puts the past deadline back.
 	if ctx.Err() != nil {
 		_ = c.SetDeadline(time.Unix(1, 0))
 	}
-	reusable := !resp.Close && !req.Close && resp.StatusCode != http.StatusSwitchingProtocols
+	reusable := !resp.Close && resp.StatusCode != http.StatusSwitchingProtocols
 	resp.Body = &upBody{ReadCloser: resp.Body, c: c, f: f, stop: stop, reusable: reusable}
 	return resp, nil
 }
@@ -252,16 +293,11 @@ func (b *upBody) finish(eof bool) {
 // ReverseProxy's clone of the incoming request and its header, trailer and
 // flush bookkeeping cost a small JSON answer more than the hop itself.
 func (s *server) forwardGet(w http.ResponseWriter, r *http.Request, name string) {
-	out := (&http.Request{
-		Method: http.MethodGet,
-		URL: &url.URL{Scheme: s.upstream.Scheme, Host: s.upstream.Host,
-			Path: s.upstream.Path + "/v1/" + name, RawQuery: r.URL.RawQuery},
-		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: s.outHeader(r.Header),
-		Body:   http.NoBody,
-		Host:   s.upstream.Host,
-	}).WithContext(r.Context())
-	resp, err := s.fast.RoundTrip(out)
+	uri := s.getPaths[name]
+	if r.URL.RawQuery != "" {
+		uri += "?" + r.URL.RawQuery
+	}
+	resp, err := s.fast.Get(r.Context(), uri, r.Header)
 	if err != nil {
 		s.upstreamError(w, r, err)
 		return
@@ -275,14 +311,18 @@ func (s *server) forwardGet(w http.ResponseWriter, r *http.Request, name string)
 	dropHopByHop(resp.Header)
 	h := w.Header()
 	for k, vv := range resp.Header {
-		h[k] = append(h[k], vv...)
+		// The response is ours alone: its values can move, not copy.
+		if have, ok := h[k]; ok {
+			vv = append(have, vv...)
+		}
+		h[k] = vv
 	}
 	w.WriteHeader(resp.StatusCode)
-	buf := s.api.BufferPool.Get()
-	defer s.api.BufferPool.Put(buf)
+	buf := s.bufs.get()
+	defer s.bufs.put(buf)
 	// An answer of unknown length may be a stream: each part goes out as
 	// it arrives.
-	if err := s.copyBody(w, resp.Body, resp.ContentLength < 0, buf); err != nil {
+	if err := s.copyBody(w, resp.Body, resp.ContentLength < 0, *buf); err != nil {
 		// Headers are gone; only a cut connection tells the client the
 		// answer is incomplete.
 		panic(http.ErrAbortHandler)

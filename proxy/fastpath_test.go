@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"crypto/x509"
 	"io"
@@ -152,16 +153,14 @@ func TestFastPathOverTLS(t *testing.T) {
 	up.StartTLS()
 	t.Cleanup(up.Close)
 	u, _ := url.Parse(up.URL)
-	fp := newFastPath(u, 5*time.Second, http.DefaultTransport)
+	fp := newFastPath(u, "k", 5*time.Second)
 	roots := x509.NewCertPool()
 	roots.AddCert(up.Certificate())
 	fp.tls.RootCAs = roots
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	for range 3 {
-		req, _ := http.NewRequestWithContext(ctx, "GET", up.URL+"/v1/credits", nil)
-		req.Header.Set("x-key", "k")
-		resp, err := fp.RoundTrip(req)
+		resp, err := fp.Get(ctx, "/v1/credits", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -175,9 +174,8 @@ func TestFastPathOverTLS(t *testing.T) {
 		t.Errorf("TLS connections %d, want 1", n)
 	}
 	// A certificate the client does not trust fails the handshake.
-	fp2 := newFastPath(u, 5*time.Second, http.DefaultTransport)
-	req, _ := http.NewRequestWithContext(ctx, "GET", up.URL+"/v1/credits", nil)
-	if _, err := fp2.RoundTrip(req); err == nil || !strings.Contains(err.Error(), "tls") {
+	fp2 := newFastPath(u, "k", 5*time.Second)
+	if _, err := fp2.Get(ctx, "/v1/credits", nil); err == nil || !strings.Contains(err.Error(), "tls") {
 		t.Errorf("untrusted certificate: %v", err)
 	}
 }
@@ -211,5 +209,59 @@ func TestFastPathAnswerDropsHopByHopHeaders(t *testing.T) {
 	}
 	if v := resp.Trailer.Get("X-Checksum"); v != "abc" {
 		t.Errorf("trailer X-Checksum = %q, want abc (trailers %v)", v, resp.Trailer)
+	}
+}
+
+// The fast path writes the request head itself, so the exact bytes are
+// pinned here: the forwarded headers with every value in order, the key,
+// nothing else (no Go User-Agent, no cookie), and no header split by a
+// line break hidden in a value.
+func TestFastPathRequestHead(t *testing.T) {
+	u, _ := url.Parse("https://api.example.test:8443")
+	f := newFastPath(u, "the-key", time.Second)
+	var buf strings.Builder
+	bw := bufio.NewWriter(&buf)
+	in := http.Header{
+		"Accept-Language": {"de", "en;q=0.5"},
+		"Accept":          {"application/json\r\nX-Evil: 1"},
+		"Cookie":          {"session=1"},
+		"X-Key":           {"client-key"},
+		"Authorization":   {"Bearer t"},
+	}
+	if err := f.writeGet(bw, "/v1/get_result?id=a%20b&x=1", in); err != nil {
+		t.Fatal(err)
+	}
+	want := "GET /v1/get_result?id=a%20b&x=1 HTTP/1.1\r\n" +
+		"Host: api.example.test:8443\r\n" +
+		"Accept: application/json  X-Evil: 1\r\n" +
+		"Accept-Language: de\r\n" +
+		"Accept-Language: en;q=0.5\r\n" +
+		"X-Key: the-key\r\n" +
+		"\r\n"
+	if buf.String() != want {
+		t.Errorf("request head:\n%q\nwant\n%q", buf.String(), want)
+	}
+	// What net/http's own server makes of it.
+	req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(buf.String())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req.Header.Get("X-Evil") != "" || req.Header.Get("X-Key") != "the-key" || req.Header.Get("User-Agent") != "" ||
+		req.URL.Query().Get("id") != "a b" {
+		t.Errorf("parsed as %v %v", req.URL, req.Header)
+	}
+}
+
+// An upstream URL with a path keeps it, escaped, in front of /v1/.
+func TestFastPathUpstreamPathPrefix(t *testing.T) {
+	var got atomic.Value
+	up, _ := countingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		got.Store(r.URL.EscapedPath() + "?" + r.URL.RawQuery)
+		_, _ = io.WriteString(w, `{"credits":1}`)
+	}, nil)
+	p := start(t, map[string]string{"BFL_API_KEY": testKey, "BFL_API_URL": up.URL + "/bfl%20api"})
+	getOK(t, p.base+"/api/v1/credits?a=%2F")
+	if g := got.Load(); g != "/bfl%20api/v1/credits?a=%2F" {
+		t.Errorf("upstream saw %v", g)
 	}
 }

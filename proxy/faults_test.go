@@ -321,7 +321,7 @@ func TestUpstreamFaults(t *testing.T) {
 			})
 		}
 	}
-	if strings.Contains(p.logs.String(), testKey) {
+	if strings.Contains(p.logsAfterStop(t), testKey) {
 		t.Error("the key is in the proxy's log")
 	}
 }

@@ -56,7 +56,7 @@ func (s *server) fetch(w http.ResponseWriter, r *http.Request, list *allow.List,
 		writeDetail(w, http.StatusForbidden, fmt.Sprintf("url refused by %s: %v", listName, err))
 		return nil, nil, false
 	}
-	noteTarget(r.Context(), u.Host)
+	noteTarget(w, u.Host)
 	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, "", nil)
 	if err != nil {
 		writeDetail(w, http.StatusInternalServerError, "building the request failed")

@@ -88,6 +88,30 @@ func startWith(t testing.TB, vars map[string]string, logs io.Writer) *running {
 	return p
 }
 
+// stopAndWait stops the proxy and waits for Run to return.
+func (p *running) stopAndWait(t testing.TB) {
+	t.Helper()
+	p.stop()
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Errorf("Run returned %v", err)
+		}
+		p.done <- nil // for the cleanup started by start
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not return within 15s of stop")
+	}
+}
+
+// logsAfterStop stops the proxy and gives its whole log: a request's line
+// is written after its answer has gone out, so only a stopped proxy's log
+// is sure to hold every line.
+func (p *running) logsAfterStop(t testing.TB) string {
+	t.Helper()
+	p.stopAndWait(t)
+	return p.logs.String()
+}
+
 func withDefaults(vars, defaults map[string]string) map[string]string {
 	out := map[string]string{}
 	for k, v := range defaults {

@@ -208,7 +208,7 @@ func TestLiveKeyInjectionAndRedaction(t *testing.T) {
 	}
 	noKey(t, "unreachable poll", resp, body)
 
-	logs := p.logs.String() + p.stdout.String()
+	logs := p.logsAfterStop(t) + p.stdout.String()
 	if strings.Contains(logs, testKey) {
 		t.Error("the key appears in the proxy's output")
 	}

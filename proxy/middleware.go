@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -19,20 +18,21 @@ import (
 	"github.com/rs/cors"
 )
 
-// requestLog collects what the access log line says about one request.
-// Handlers add the target host of /api/poll and /api/image to it; the full
-// URL stays out of the log because signed links carry their signature in
-// the query.
-type requestLog struct {
-	target string
-}
-
-type logKey struct{}
-
-// noteTarget records the host a request was forwarded to.
-func noteTarget(ctx context.Context, host string) {
-	if rl, ok := ctx.Value(logKey{}).(*requestLog); ok {
-		rl.target = host
+// noteTarget records, for the access log line, the host a request was
+// forwarded to. Only the host: signed links carry their signature in the
+// query. The line is kept by the recorder the logging middleware put in
+// front of w.
+func noteTarget(w http.ResponseWriter, host string) {
+	for {
+		switch rw := w.(type) {
+		case *recorder:
+			rw.target = host
+			return
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = rw.Unwrap()
+		default:
+			return
+		}
 	}
 }
 
@@ -47,37 +47,53 @@ func (s *server) logRequests(next http.Handler) http.Handler {
 	var seq atomic.Uint64
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		id := prefix + "-" + strconv.FormatUint(seq.Add(1), 36)
-		w.Header().Set("X-Request-Id", id)
-		rl := &requestLog{}
+		var b [32]byte
+		id := string(strconv.AppendUint(append(append(b[:0], prefix...), '-'), seq.Add(1), 36))
+		w.Header()["X-Request-Id"] = []string{id}
 		rw := &recorder{ResponseWriter: w}
 		defer func() {
-			attrs := []slog.Attr{
+			level := slog.LevelInfo
+			p := recover()
+			if p != nil {
+				level = slog.LevelWarn
+				defer panic(p)
+			} else if _, sized := w.Header()["Content-Length"]; sized && rw.status != 0 {
+				// net/http sends a buffered answer only after this
+				// middleware returns; with its length known, sending it
+				// now puts the same bytes on the wire and keeps the log
+				// line off the client's wait.
+				_ = http.NewResponseController(w).Flush()
+			}
+			if !s.log.Enabled(r.Context(), level) {
+				return
+			}
+			// Handle, not LogAttrs: the logger would capture the caller's
+			// stack for a source position this handler never prints.
+			rec := slog.NewRecord(time.Now(), level, "request", 0)
+			rec.AddAttrs(
 				slog.String("id", id), slog.String("method", r.Method), slog.String("path", r.URL.Path),
 				slog.Int("status", rw.statusCode()), slog.Int64("bytes", rw.bytes),
 				slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+			)
+			if rw.target != "" {
+				rec.AddAttrs(slog.String("target", rw.target))
 			}
-			if rl.target != "" {
-				attrs = append(attrs, slog.String("target", rl.target))
+			if p != nil {
+				rec.AddAttrs(slog.Bool("aborted", true))
 			}
-			level := slog.LevelInfo
-			if p := recover(); p != nil {
-				level = slog.LevelWarn
-				attrs = append(attrs, slog.Bool("aborted", true))
-				defer panic(p)
-			}
-			s.log.LogAttrs(r.Context(), level, "request", attrs...)
+			_ = s.log.Handler().Handle(r.Context(), rec)
 		}()
-		next.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), logKey{}, rl)))
+		next.ServeHTTP(rw, r)
 	})
 }
 
-// recorder counts status and bytes. Unwrap lets http.ResponseController
+// recorder counts status and bytes for the log line. Unwrap lets http.ResponseController
 // (which ReverseProxy uses to flush) reach the real writer.
 type recorder struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+	target string // the host forwarded to, if not the BFL API
 }
 
 func (r *recorder) WriteHeader(code int) {

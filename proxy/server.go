@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 
 	"github.com/rs/cors"
 
@@ -23,10 +24,13 @@ type server struct {
 
 	// methods maps each catalog endpoint name to its HTTP method; looked up
 	// on every request, so built once rather than walking the catalog.
-	methods      map[string]string
+	methods map[string]string
+	// getPaths maps each catalog GET to its escaped upstream path.
+	getPaths     map[string]string
 	upstream     *url.URL
 	upstreamHost string
 	api          *httputil.ReverseProxy
+	bufs         *bufferPool
 	// fast, in live mode, carries catalog GETs without ReverseProxy.
 	fast *fastPath
 
@@ -47,6 +51,8 @@ func newServer(cfg Config, logger *slog.Logger) (*server, error) {
 		log:        logger,
 		site:       newSite(cfg.SiteDir),
 		methods:    map[string]string{},
+		getPaths:   map[string]string{},
+		bufs:       newBufferPool(),
 		inflight:   make(chan struct{}, cfg.MaxConcurrent),
 		corsPolicy: newCORS(cfg.Origins),
 	}
@@ -56,9 +62,6 @@ func newServer(cfg Config, logger *slog.Logger) (*server, error) {
 			s.close()
 		}
 	}()
-	for _, e := range bfl.Catalog() {
-		s.methods[e.Name] = e.Method
-	}
 
 	var apiTransport, fetchTransport http.RoundTripper
 	if cfg.Simulated() {
@@ -75,8 +78,8 @@ func newServer(cfg Config, logger *slog.Logger) (*server, error) {
 		}
 	} else {
 		s.upstream = cfg.upstream
-		s.fast = newFastPath(cfg.upstream, cfg.UpstreamTimeout, newTransport(cfg, nil))
-		apiTransport = s.fast
+		s.fast = newFastPath(cfg.upstream, cfg.APIKey, cfg.UpstreamTimeout)
+		apiTransport = newTransport(cfg, nil)
 		fetchTransport = newTransport(cfg, dialGuard(cfg.upstream))
 		origin := []string{cfg.upstreamOrigin()}
 		var err error
@@ -88,6 +91,12 @@ func newServer(cfg Config, logger *slog.Logger) (*server, error) {
 		}
 	}
 	s.upstreamHost = s.upstream.Host
+	for _, e := range bfl.Catalog() {
+		s.methods[e.Name] = e.Method
+		if e.Method == http.MethodGet {
+			s.getPaths[e.Name] = (&url.URL{Path: s.upstream.Path + "/v1/" + e.Name}).EscapedPath()
+		}
+	}
 	s.api = s.newAPIProxy(apiTransport)
 	s.pollC = fetchClient(fetchTransport, s.poll, "POLL_HOSTS")
 	s.deliveryC = fetchClient(fetchTransport, s.delivery, "DELIVERY_HOSTS")
@@ -143,5 +152,6 @@ func writeRaw(w http.ResponseWriter, body []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
 	_, _ = w.Write(body)
 }

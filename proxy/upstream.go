@@ -65,12 +65,15 @@ func (s *server) newAPIProxy(transport http.RoundTripper) *httputil.ReverseProxy
 			}
 		},
 		Transport:      transport,
-		BufferPool:     newBufferPool(),
+		BufferPool:     s.bufs,
 		ModifyResponse: cleanResponse,
 		ErrorHandler:   s.upstreamError,
 		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 }
+
+// forwardedHeaders are the client headers BFL gets to see.
+var forwardedHeaders = [...]string{"Accept", "Accept-Encoding", "Accept-Language", "Content-Type", "User-Agent"}
 
 // outHeader is all BFL sees of a client's headers: the few it needs, plus
 // the key set here. Everything else (cookies, the proxy token, any x-key,
@@ -78,7 +81,7 @@ func (s *server) newAPIProxy(transport http.RoundTripper) *httputil.ReverseProxy
 // absent rather than becoming Go's.
 func (s *server) outHeader(in http.Header) http.Header {
 	out := make(http.Header, 6)
-	for _, k := range [...]string{"Accept", "Accept-Encoding", "Accept-Language", "Content-Type", "User-Agent"} {
+	for _, k := range forwardedHeaders {
 		if v := in.Values(k); len(v) > 0 {
 			out[k] = v
 		}
@@ -194,13 +197,18 @@ func reason(err error) (why string, sent bool) {
 	}
 }
 
-// bufferPool lends ReverseProxy its copy buffers, so streaming large bodies
-// does not allocate 32 KB per request.
+// bufferPool lends ReverseProxy and forwardGet their copy buffers, so
+// streaming bodies does not allocate 32 KB per request.
 type bufferPool struct{ p sync.Pool }
 
 func newBufferPool() *bufferPool {
 	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
 }
 
-func (b *bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
-func (b *bufferPool) Put(p []byte) { b.p.Put(&p) }
+// Get and Put are ReverseProxy's interface; Put boxes the slice anew.
+func (b *bufferPool) Get() []byte  { return *b.get() }
+func (b *bufferPool) Put(p []byte) { b.put(&p) }
+
+// get and put keep the box, for the path that runs on every catalog GET.
+func (b *bufferPool) get() *[]byte  { return b.p.Get().(*[]byte) }
+func (b *bufferPool) put(p *[]byte) { b.p.Put(p) }
