@@ -111,7 +111,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&opt.rounds, "rounds", 3, "rounds per small-request measurement; the target order rotates each round")
 	fs.Float64Var(&opt.uploadMB, "upload-mb", 27, "finetune body size in MB (a 20 MB ZIP is a 27 MB body)")
 	fs.IntVar(&opt.uploadImgs, "upload-images", 20, "images in the upload's ZIP")
-	fs.IntVar(&opt.uploads, "uploads", 7, "timed uploads per target, after one untimed warm-up (0: no upload test)")
+	fs.IntVar(&opt.uploads, "uploads", 11, "timed uploads per target, after one untimed warm-up (0: no upload test)")
 	fs.Float64Var(&opt.bigMB, "big-mb", 200, "size of the upload during which the proxy's peak RSS is sampled (0: skip)")
 	fs.IntVar(&opt.proxyPID, "proxy-pid", 0, "pid of the proxy, for the RSS figures (0: skip)")
 	fs.DurationVar(&opt.reqTimeout, "request-timeout", 10*time.Second, "deadline of one small request")

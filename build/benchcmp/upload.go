@@ -65,8 +65,13 @@ func benchUpload(ctx context.Context, opt options, ub uploadBench, body []byte) 
 			return uploadBench{}, fmt.Errorf("%s warm-up upload: %w", t.name, err)
 		}
 	}
-	for range opt.uploads {
-		for i, t := range opt.targets {
+	// The order rotates each round, as for the small request: the BFL
+	// server pays for one 27 MB parse in the next (its collector), so a
+	// fixed order would always hand that cost to the same target.
+	for r := range opt.uploads {
+		for k := range opt.targets {
+			i := (k + r) % len(opt.targets)
+			t := opt.targets[i]
 			took, status, detail, err := uploadOnce(ctx, clients[i], t, body, opt.upTimeout)
 			if err != nil {
 				return uploadBench{}, fmt.Errorf("%s upload: %w", t.name, err)
