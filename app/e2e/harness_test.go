@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 
 	"github.com/fluxforge/fluxforge/proxy"
@@ -307,4 +308,75 @@ func (b *Browser) WaitOfflineReady(t *testing.T) {
 		const c = await caches.open(keys[0]);
 		return !!(await c.match("/web/app.wasm")) && !!(await c.match("/"));
 	})()`)
+}
+
+// Download is a file the browser saved.
+type Download struct {
+	Name string // the name the page suggested
+	Data []byte
+}
+
+// Downloads makes the browser save downloads into a fresh directory and
+// returns a channel with each one once complete. With allowAndName Chromium
+// saves a download under its GUID, so the suggested name comes from the
+// event that announced it.
+func (b *Browser) Downloads(t *testing.T) <-chan Download {
+	t.Helper()
+	dir := t.TempDir()
+	out := make(chan Download, 8)
+	var mu sync.Mutex
+	names := map[string]string{}
+	completed := make(chan browser.EventDownloadProgress, 8)
+	if err := chromedp.ListenBrowser(b.Ctx, func(ev any) {
+		switch ev := ev.(type) {
+		case *browser.EventDownloadWillBegin:
+			mu.Lock()
+			names[ev.GUID] = ev.SuggestedFilename
+			mu.Unlock()
+		case *browser.EventDownloadProgress:
+			if ev.State == browser.DownloadProgressStateCompleted || ev.State == browser.DownloadProgressStateCanceled {
+				select {
+				case completed <- *ev:
+				default: // the test takes fewer than it caused; it fails on its own
+				}
+			}
+		}
+	}); err != nil {
+		t.Fatalf("listen for downloads: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(b.Ctx, StepTimeout)
+	defer cancel()
+	if _, err := chromedp.CallBrowser(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+		Behavior: browser.SetDownloadBehaviorBehaviorAllowAndName, DownloadPath: dir, EventsEnabled: new(true),
+	}); err != nil {
+		t.Fatalf("allow downloads: %v", err)
+	}
+	go func() {
+		for ev := range completed {
+			mu.Lock()
+			name := names[ev.GUID]
+			mu.Unlock()
+			d := Download{Name: name}
+			if ev.State == browser.DownloadProgressStateCompleted {
+				d.Data, _ = os.ReadFile(filepath.Join(dir, ev.GUID))
+			}
+			out <- d
+		}
+	}()
+	return out
+}
+
+// NextDownload waits for the next completed download.
+func NextDownload(t *testing.T, downloads <-chan Download) Download {
+	t.Helper()
+	select {
+	case d := <-downloads:
+		if d.Data == nil {
+			t.Fatalf("download %q was cancelled or not saved", d.Name)
+		}
+		return d
+	case <-time.After(StepTimeout):
+		t.Fatalf("no download within %v", StepTimeout)
+		return Download{}
+	}
 }
