@@ -26,12 +26,22 @@ func FuzzValidate(f *testing.F) {
 	}
 	for _, seed := range []string{"", "null", "[]", "{", `{"steps":3.5,"width":"x","seed":null}`,
 		`{"aspect_ratio":"22:9","image_prompt":"iVBORw0KGgo="}`, `{"file_data":"UEsDBA==","mode":7}`,
-		`{"webhook_url":"http://[::1"}`, `{"a":1} x`, `{"guidance":1e400}`} {
+		`{"webhook_url":"http://[::1"}`, `{"a":1} x`, `{"guidance":1e400}`,
+		`{"file_data":"UEsD\/BA=="}`, "{\"image_prompt\":\"iVBO\xffRw0K\"}", `{"file_data":"a","file_data":"UEsDBA=="}`,
+		`{"file_data":{"nested":["UEsDBA=="]},"image_prompt":7}`, ` {"file_data":"UEsDBA==" } `} {
 		f.Add(uint8(1), []byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
 		e := catalog[int(which)%len(catalog)]
 		issues := e.Validate(body)
+		// The quick decoding of an object must read it exactly as the
+		// general one does.
+		if quick, ok := e.decodeObject(body); ok {
+			general, issue, ok := decodeAny(body)
+			if !ok || !reflect.DeepEqual(quick, general) {
+				t.Fatalf("decodeObject gave %#v; decodeAny %#v (%v)", quick, general, issue)
+			}
+		}
 		if _, again := e.ValidateBody(body); !reflect.DeepEqual(again, issues) {
 			t.Fatalf("ValidateBody gave %v, Validate %v", again, issues)
 		}
