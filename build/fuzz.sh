@@ -21,12 +21,14 @@ trap 'rm -rf "$logdir"' EXIT
 # whose test files mention a fuzz function; -list then gives the exact names.
 mapfile -t pkgs < <($GO list -f '{{.ImportPath}} {{.Dir}}' ${FUZZ_PKGS:-./...})
 targets=()
+declare -A dirs # package -> directory, where its testdata/fuzz lives
 failed=0
 summary=()
 for line in "${pkgs[@]}"; do
 	pkg="${line%% *}"
 	dir="${line#* }"
 	grep -qs '^func Fuzz' "$dir"/*_test.go || continue
+	dirs[$pkg]=$dir
 	if ! names=$($GO test -list '^Fuzz' "$pkg" 2>&1); then
 		echo "$names"
 		summary+=("FAIL $pkg: test binary does not build")
@@ -48,7 +50,7 @@ for t in "${targets[@]}"; do
 	pkg="${t%% *}"
 	name="${t#* }"
 	log="$logdir/${name}.log"
-	corpus="$($GO list -f '{{.Dir}}' "$pkg")/testdata/fuzz/$name"
+	corpus="${dirs[$pkg]}/testdata/fuzz/$name"
 	start=$(date +%s)
 	status=FAIL
 	for attempt in 1 2; do

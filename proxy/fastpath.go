@@ -36,9 +36,9 @@ type fastPath struct {
 	tls    *tls.Config
 	dialer *net.Dialer
 	header time.Duration // response header timeout
-	// get is the request http.ReadResponse reads every answer against: it
-	// only looks at the method.
-	get *http.Request
+	// getReq is the request http.ReadResponse reads every answer against:
+	// it only looks at the method.
+	getReq *http.Request
 
 	mu   sync.Mutex
 	idle []*upConn
@@ -62,7 +62,7 @@ func newFastPath(upstream *url.URL, key string, headerTimeout time.Duration) *fa
 		host:   upstream.Host,
 		dialer: &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second},
 		header: headerTimeout,
-		get:    &http.Request{Method: http.MethodGet},
+		getReq: &http.Request{Method: http.MethodGet},
 		max:    256,
 	}
 	if key != "" {
@@ -208,7 +208,7 @@ func (f *fastPath) exchange(ctx context.Context, c *upConn, uri string, in http.
 	}
 	var resp *http.Response
 	for {
-		r, err := http.ReadResponse(c.br, f.get)
+		r, err := http.ReadResponse(c.br, f.getReq)
 		if err != nil {
 			stop()
 			// A head cut off by the deadline mid-line surfaces as a
@@ -292,8 +292,7 @@ func (b *upBody) finish(eof bool) {
 // cleaned as ReverseProxy would clean it, is copied straight to the client.
 // ReverseProxy's clone of the incoming request and its header, trailer and
 // flush bookkeeping cost a small JSON answer more than the hop itself.
-func (s *server) forwardGet(w http.ResponseWriter, r *http.Request, name string) {
-	uri := s.getPaths[name]
+func (s *server) forwardGet(w http.ResponseWriter, r *http.Request, uri string) {
 	if r.URL.RawQuery != "" {
 		uri += "?" + r.URL.RawQuery
 	}

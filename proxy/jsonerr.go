@@ -20,6 +20,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		http.Error(w, `{"detail":"internal error encoding a response"}`, http.StatusInternalServerError)
 		return
 	}
+	writeEncoded(w, status, b)
+}
+
+// writeEncoded answers JSON that is already encoded.
+func writeEncoded(w http.ResponseWriter, status int, b []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")

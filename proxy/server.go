@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"strconv"
 
 	"github.com/rs/cors"
 
@@ -22,11 +21,9 @@ type server struct {
 	log  *slog.Logger
 	site *site
 
-	// methods maps each catalog endpoint name to its HTTP method; looked up
-	// on every request, so built once rather than walking the catalog.
-	methods map[string]string
-	// getPaths maps each catalog GET to its escaped upstream path.
-	getPaths     map[string]string
+	// endpoints holds what every request needs of each catalog endpoint,
+	// by name: built once rather than walking the catalog per request.
+	endpoints    map[string]endpoint
 	upstream     *url.URL
 	upstreamHost string
 	api          *httputil.ReverseProxy
@@ -50,8 +47,7 @@ func newServer(cfg Config, logger *slog.Logger) (*server, error) {
 		cfg:        cfg,
 		log:        logger,
 		site:       newSite(cfg.SiteDir),
-		methods:    map[string]string{},
-		getPaths:   map[string]string{},
+		endpoints:  map[string]endpoint{},
 		bufs:       newBufferPool(),
 		inflight:   make(chan struct{}, cfg.MaxConcurrent),
 		corsPolicy: newCORS(cfg.Origins),
@@ -92,9 +88,9 @@ func newServer(cfg Config, logger *slog.Logger) (*server, error) {
 	}
 	s.upstreamHost = s.upstream.Host
 	for _, e := range bfl.Catalog() {
-		s.methods[e.Name] = e.Method
-		if e.Method == http.MethodGet {
-			s.getPaths[e.Name] = (&url.URL{Path: s.upstream.Path + "/v1/" + e.Name}).EscapedPath()
+		s.endpoints[e.Name] = endpoint{
+			method: e.Method,
+			path:   (&url.URL{Path: s.upstream.Path + "/v1/" + e.Name}).EscapedPath(),
 		}
 	}
 	s.api = s.newAPIProxy(apiTransport)
@@ -123,6 +119,12 @@ func newServer(cfg Config, logger *slog.Logger) (*server, error) {
 	return s, nil
 }
 
+// endpoint is a catalog endpoint as the proxy forwards it.
+type endpoint struct {
+	method string
+	path   string // escaped, on the upstream
+}
+
 func (s *server) close() {
 	s.site.close()
 	if s.sim != nil {
@@ -135,7 +137,7 @@ func (s *server) handleHealth() http.Handler {
 		if !allowMethods(w, r, http.MethodGet, http.MethodHead) {
 			return
 		}
-		writeRaw(w, s.health)
+		writeEncoded(w, http.StatusOK, s.health)
 	})
 }
 
@@ -144,14 +146,6 @@ func (s *server) handleConfig() http.Handler {
 		if !allowMethods(w, r, http.MethodGet, http.MethodHead) {
 			return
 		}
-		writeRaw(w, s.clientConf)
+		writeEncoded(w, http.StatusOK, s.clientConf)
 	})
-}
-
-func writeRaw(w http.ResponseWriter, body []byte) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	_, _ = w.Write(body)
 }

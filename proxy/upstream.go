@@ -23,19 +23,19 @@ func (s *server) handleAPI() http.Handler {
 	maxBody := s.cfg.MaxBodyMB << 20
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
-		method, ok := s.methods[name]
+		ep, ok := s.endpoints[name]
 		if !ok {
 			writeDetail(w, http.StatusNotFound, fmt.Sprintf("Not Found: %q is not a BFL endpoint this proxy knows", name))
 			return
 		}
-		if !allowMethods(w, r, method) {
+		if !allowMethods(w, r, ep.method) {
 			return
 		}
-		if method == http.MethodGet && s.fast != nil {
-			s.forwardGet(w, r, name)
+		if ep.method == http.MethodGet && s.fast != nil {
+			s.forwardGet(w, r, ep.path)
 			return
 		}
-		if method == http.MethodPost {
+		if ep.method == http.MethodPost {
 			switch {
 			case r.ContentLength > maxBody:
 				writeDetail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf(
