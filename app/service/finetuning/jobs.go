@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/url"
-	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -85,14 +84,9 @@ type Tracker struct {
 
 	mu        sync.Mutex
 	following map[string]bool
-	subs      []subscriber
-	nextSub   int
 	onEnd     func(Job)
-}
 
-type subscriber struct {
-	id int
-	fn func(Job)
+	subs core.Listeners[Job]
 }
 
 // NewTracker returns a tracker with the default cadence.
@@ -108,16 +102,7 @@ func NewTracker(api resultSource, store records) *Tracker {
 // Subscribe calls fn with every change of a followed job, from the polling
 // goroutine, until cancel is called. Calling cancel twice is harmless.
 func (t *Tracker) Subscribe(fn func(Job)) (cancel func()) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.nextSub++
-	id := t.nextSub
-	t.subs = append(t.subs, subscriber{id: id, fn: fn})
-	return func() {
-		t.mu.Lock()
-		defer t.mu.Unlock()
-		t.subs = slices.DeleteFunc(t.subs, func(s subscriber) bool { return s.id == id })
-	}
+	return t.subs.Add(fn)
 }
 
 // OnEnd sets the one function told, from the polling goroutine, when a
@@ -134,12 +119,9 @@ func (t *Tracker) OnEnd(fn func(Job)) {
 // They are called without the lock, so they may subscribe or cancel.
 func (t *Tracker) publish(j Job) {
 	t.mu.Lock()
-	subs := slices.Clone(t.subs)
 	end := t.onEnd
 	t.mu.Unlock()
-	for _, s := range subs {
-		s.fn(j)
-	}
+	t.subs.Tell(j)
 	if j.Done() && end != nil {
 		end(j)
 	}

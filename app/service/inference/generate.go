@@ -6,12 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/fluxforge/fluxforge/app/bfl"
+	"github.com/fluxforge/fluxforge/app/core"
 	"github.com/fluxforge/fluxforge/app/service/gallery"
 )
 
@@ -43,14 +42,7 @@ type Service struct {
 	// single generations, batches and resumed tasks together stay under the limit.
 	slots chan struct{}
 
-	mu     sync.Mutex
-	nextID int
-	subs   []subscriber
-}
-
-type subscriber struct {
-	id int
-	fn Update
+	subs core.Listeners[gallery.Record]
 }
 
 // New returns a service.
@@ -68,16 +60,7 @@ func New(api API, g *gallery.Gallery, o Options) *Service {
 // generation, a batch or Resume), from the polling goroutines, until cancel.
 // A tab subscribes while it is shown; the tasks go on without it.
 func (s *Service) Subscribe(fn Update) (cancel func()) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.nextID++
-	id := s.nextID
-	s.subs = append(s.subs, subscriber{id: id, fn: fn})
-	return func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		s.subs = slices.DeleteFunc(s.subs, func(x subscriber) bool { return x.id == id })
-	}
+	return s.subs.Add(fn)
 }
 
 // withSubscribers returns an Update that calls u (when set) and then every subscriber.
@@ -86,12 +69,7 @@ func (s *Service) withSubscribers(u Update) Update {
 		if u != nil {
 			u(r)
 		}
-		s.mu.Lock()
-		subs := slices.Clone(s.subs)
-		s.mu.Unlock()
-		for _, x := range subs {
-			x.fn(r)
-		}
+		s.subs.Tell(r)
 	}
 }
 
