@@ -2,41 +2,23 @@ package proxy
 
 import (
 	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/fluxforge/fluxforge/proxy/internal/slowupstream"
 )
 
 const uploadSize = 100 << 20
 
-// slowReader is an upstream that reads a body at about 40 MB/s, counts what
-// arrived, and answers {"received": n} once it has it all.
+// slowReader is an upstream that takes a body slowly; see slowupstream.
 func slowReader(t *testing.T) (*httptest.Server, *atomic.Int64) {
 	t.Helper()
-	var got atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got.Store(0)
-		buf := make([]byte, 256<<10)
-		for {
-			n, err := r.Body.Read(buf)
-			got.Add(int64(n))
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return // cut off: nobody is left to answer
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = fmt.Fprintf(w, `{"received":%d}`, got.Load())
-	}))
+	srv, got := slowupstream.Start()
 	t.Cleanup(srv.Close)
-	return srv, &got
+	return srv, got
 }
 
 // uploadResult is what the uploading client learnt.

@@ -3,15 +3,14 @@ package main
 import (
 	"bufio"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fluxforge/fluxforge/proxy/internal/slowupstream"
 )
 
 // zeros is an endless body that holds no memory.
@@ -28,22 +27,7 @@ func (zeros) Read(p []byte) (int, error) {
 // and the process exits 0.
 func TestSIGTERMDuringUploadFinishesItAndExitsZero(t *testing.T) {
 	const size = 100 << 20
-	var got atomic.Int64
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		buf := make([]byte, 256<<10)
-		for {
-			n, err := r.Body.Read(buf)
-			got.Add(int64(n))
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-		_, _ = fmt.Fprintf(w, `{"received":%d}`, got.Load())
-	}))
+	up, got := slowupstream.Start()
 	defer up.Close()
 
 	cmd := command(t, "ADDR=127.0.0.1:0", "SITE_DIR="+t.TempDir(), "BFL_API_KEY=k", "BFL_API_URL="+up.URL,
