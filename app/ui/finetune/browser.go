@@ -9,14 +9,12 @@ import (
 	"github.com/maxence-charriere/go-app/v10/pkg/app"
 
 	"github.com/fluxforge/fluxforge/app/service/finetuning"
+	"github.com/fluxforge/fluxforge/app/ui/await"
 )
 
 // Browser work goes through go-app's Value, which is real in the wasm build
 // and inert on the server, so this file needs no build tags. Every function
 // here blocks on promises: call them from ctx.Async, never from a handler.
-
-// errNoBrowser is returned where there is no DOM (server pre-render, tests).
-var errNoBrowser = errors.New("not running in a browser")
 
 // maxFileBytes refuses files no photo reaches, before copying them anywhere.
 const maxFileBytes = 64 << 20
@@ -27,15 +25,9 @@ const maxPixels = 1_000_000
 // jpegQuality keeps re-encoded JPEG and WebP visually lossless for training.
 const jpegQuality = 0.92
 
-// await waits for a promise, returning its rejection as an error; go-app's
-// Value.Then has no rejection path, so a failed promise would hang forever.
-func await(p app.Value) (app.Value, error) {
-	return settle(func(ok, ko app.Value) { p.Call("then", ok, ko) })
-}
-
 // blobBytes copies a Blob's bytes into Go in one bulk copy.
 func blobBytes(blob app.Value) ([]byte, error) {
-	buf, err := await(blob.Call("arrayBuffer"))
+	buf, err := await.Promise(blob.Call("arrayBuffer"))
 	if err != nil {
 		return nil, fmt.Errorf("read file: %w", err)
 	}
@@ -82,11 +74,11 @@ func digest(blob app.Value, data []byte) (string, error) {
 		}
 		return finetuning.Digest(data), nil
 	}
-	buf, err := await(blob.Call("arrayBuffer"))
+	buf, err := await.Promise(blob.Call("arrayBuffer"))
 	if err != nil {
 		return "", fmt.Errorf("read file: %w", err)
 	}
-	sum, err := await(subtle.Call("digest", "SHA-256", buf))
+	sum, err := await.Promise(subtle.Call("digest", "SHA-256", buf))
 	if err != nil {
 		return "", fmt.Errorf("hash file: %w", err)
 	}
@@ -118,7 +110,7 @@ func prepare(name string, blob app.Value) (finetuning.Image, error) {
 		im.Data = head
 		return im, nil
 	}
-	bitmap, err := await(app.Window().Call("createImageBitmap", blob))
+	bitmap, err := await.Promise(app.Window().Call("createImageBitmap", blob))
 	if err != nil {
 		return finetuning.Image{}, fmt.Errorf("%s could not be decoded as an image: %w", name, err)
 	}
@@ -166,7 +158,7 @@ func encodeScaled(bitmap app.Value, w, h int, mime string) ([]byte, error) {
 	var blob app.Value
 	var err error
 	if offscreen {
-		blob, err = await(canvas.Call("convertToBlob", map[string]any{"type": mime, "quality": jpegQuality}))
+		blob, err = await.Promise(canvas.Call("convertToBlob", map[string]any{"type": mime, "quality": jpegQuality}))
 	} else {
 		blob, err = canvasToBlob(canvas, mime)
 	}
@@ -281,7 +273,7 @@ func walkEntries(entries []app.Value) ([]droppedFile, error) {
 }
 
 func entryFile(e app.Value) (app.Value, error) {
-	f, err := settle(func(ok, ko app.Value) { e.Call("file", ok, ko) })
+	f, err := await.Callbacks(func(ok, ko app.Value) { e.Call("file", ok, ko) })
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", e.Get("fullPath").String(), err)
 	}
@@ -293,7 +285,7 @@ func entryFile(e app.Value) (app.Value, error) {
 func readDir(reader app.Value) ([]app.Value, error) {
 	var out []app.Value
 	for {
-		batch, err := settle(func(ok, ko app.Value) { reader.Call("readEntries", ok, ko) })
+		batch, err := await.Callbacks(func(ok, ko app.Value) { reader.Call("readEntries", ok, ko) })
 		if err != nil {
 			return nil, fmt.Errorf("read folder: %w", err)
 		}

@@ -7,13 +7,14 @@ import (
 	"strings"
 
 	"github.com/maxence-charriere/go-app/v10/pkg/app"
+
+	"github.com/fluxforge/fluxforge/app/ui/await"
 )
 
 // Browser work goes through go-app's Value, real in the wasm build and inert
-// on the server; only waiting on a promise (await) needs build tags. Functions
-// that wait on promises must run in ctx.Async, never in an event handler.
-
-var errNoBrowser = errors.New("not running in a browser")
+// on the server; only waiting on a promise (package await) needs build tags.
+// Functions that wait on promises must run in ctx.Async, never in an event
+// handler.
 
 // Size limits checked before a file is copied into memory: input images far
 // beyond what BFL accepts, and gallery archives.
@@ -30,7 +31,7 @@ func readFile(file app.Value, limit int) ([]byte, string, error) {
 	if n := file.Get("size").Int(); n > limit {
 		return nil, "", fmt.Errorf("%s is %d MB; this takes files up to %d MB", file.Get("name").String(), n>>20, limit>>20)
 	}
-	buf, err := await(file.Call("arrayBuffer"))
+	buf, err := await.Promise(file.Call("arrayBuffer"))
 	if err != nil {
 		return nil, "", fmt.Errorf("read %s: %w", file.Get("name").String(), err)
 	}

@@ -1,6 +1,6 @@
 //go:build js
 
-package finetune
+package await
 
 import (
 	"context"
@@ -11,10 +11,10 @@ import (
 	"github.com/fluxforge/fluxforge/app/core"
 )
 
-// settle waits for one of the two callbacks start hands to the browser (see
-// core.Settle), in go-app's values. Reading and decoding a file is not
+// Callbacks waits for one of the two callbacks start hands to the browser
+// (see core.Settle), in go-app's values. Reading and decoding a file is not
 // cancelled midway, so no context bounds it.
-func settle(start func(ok, ko app.Value)) (app.Value, error) {
+func Callbacks(start func(ok, ko app.Value)) (app.Value, error) {
 	v, err := core.Settle(context.Background(), func(ok, ko js.Func) {
 		start(app.ValueOf(ok.Value), app.ValueOf(ko.Value))
 	})
