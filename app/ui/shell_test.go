@@ -13,23 +13,14 @@ import (
 	"github.com/fluxforge/fluxforge/app/container"
 	"github.com/fluxforge/fluxforge/app/core"
 	"github.com/fluxforge/fluxforge/app/ui/notify"
+	"github.com/fluxforge/fluxforge/app/ui/uitest"
 )
-
-func render(t *testing.T, s *shell) string {
-	t.Helper()
-	e := app.NewTestEngine()
-	if err := e.Load(s); err != nil {
-		t.Fatal(err)
-	}
-	e.ConsumeAll()
-	return app.HTMLString(s)
-}
 
 func TestShellShowsTheTabOfThePath(t *testing.T) {
 	for path, want := range map[string]string{"/": "tab-finetune", "/finetune": "tab-finetune", "/models": "tab-models", "/generate": "tab-generate", "/nowhere": "tab-finetune"} {
 		s := newShell(container.New(container.Options{}))
 		s.path = path
-		html := render(t, s)
+		html := uitest.Render(t, s)
 		if !strings.Contains(html, `id="`+want+`"`) {
 			t.Errorf("%s: the page does not show %s", path, want)
 		}
@@ -44,12 +35,12 @@ func TestShellShowsTheTabOfThePath(t *testing.T) {
 	}
 	s := newShell(c)
 	s.path = "/"
-	if html := render(t, s); !strings.Contains(html, `id="tab-generate"`) || !strings.Contains(tagWithID(html, "nav-generate"), `aria-current="page"`) {
+	if html := uitest.Render(t, s); !strings.Contains(html, `id="tab-generate"`) || !strings.Contains(tagWithID(html, "nav-generate"), `aria-current="page"`) {
 		t.Error("/ does not open the start tab chosen in the settings")
 	}
 	s = newShell(container.New(container.Options{}))
 	s.path = SettingsPath
-	html := render(t, s)
+	html := uitest.Render(t, s)
 	if !strings.Contains(html, `id="settings"`) || strings.Contains(html, `class="tab-link active"`) {
 		t.Error("settings page: no settings, or a tab still marked current")
 	}
@@ -88,7 +79,7 @@ func TestHeaderStates(t *testing.T) {
 	for _, c := range cases {
 		s := newShell(container.New(container.Options{}))
 		c.setup(s)
-		html := render(t, s)
+		html := uitest.Render(t, s)
 		for _, w := range c.want {
 			if !strings.Contains(html, w) {
 				t.Errorf("%s: page lacks %q", c.name, w)
@@ -103,7 +94,7 @@ func TestHeaderStates(t *testing.T) {
 func TestToastsShowAndDismiss(t *testing.T) {
 	s := newShell(container.New(container.Options{}))
 	s.toasts = []toast{{id: 1, Toast: notify.Toast{Kind: notify.Error, Message: "Out of credits"}}, {id: 2, Toast: notify.Toast{Kind: notify.Success, Message: "Saved"}}}
-	html := render(t, s)
+	html := uitest.Render(t, s)
 	if !strings.Contains(html, "Out of credits") || !strings.Contains(html, "Saved") || !strings.Contains(html, `role="alert"`) {
 		t.Fatalf("toasts not shown: %s", html)
 	}

@@ -8,12 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/maxence-charriere/go-app/v10/pkg/app"
-
 	"github.com/fluxforge/fluxforge/app/bfl"
 	"github.com/fluxforge/fluxforge/app/container"
 	"github.com/fluxforge/fluxforge/app/core"
 	"github.com/fluxforge/fluxforge/app/service/finetuning"
+	"github.com/fluxforge/fluxforge/app/ui/uitest"
 )
 
 func TestFitPixelsKeepsAspectUnderOneMegapixel(t *testing.T) {
@@ -43,19 +42,8 @@ func newTestPage() *Page {
 	return p
 }
 
-// render mounts p in a fresh test engine (server mode) and returns its HTML.
-func render(t *testing.T, p *Page) string {
-	t.Helper()
-	e := app.NewTestEngine()
-	if err := e.Load(p); err != nil {
-		t.Fatal(err)
-	}
-	e.ConsumeAll()
-	return app.HTMLString(p)
-}
-
 func TestRenderShowsEveryCatalogFieldWithRangeAndAutomaticRate(t *testing.T) {
-	out := render(t, newTestPage())
+	out := uitest.Render(t, newTestPage())
 	for _, f := range finetuning.FormFields(false) {
 		if !strings.Contains(out, `id="field-`+f.Name+`"`) || !strings.Contains(out, `id="field-`+f.Name+`-error"`) {
 			t.Errorf("field %s (or its error slot) missing", f.Name)
@@ -76,7 +64,7 @@ func TestRenderShowsEveryCatalogFieldWithRangeAndAutomaticRate(t *testing.T) {
 	}
 	p := newTestPage()
 	p.setField(finetuning.FieldType, "lora")
-	if out := render(t, p); !strings.Contains(out, "0.0001 (automatic for lora)") {
+	if out := uitest.Render(t, p); !strings.Contains(out, "0.0001 (automatic for lora)") {
 		t.Error("learning rate placeholder did not follow the type")
 	}
 }
@@ -87,7 +75,7 @@ func TestRenderRefuses21ImagesWithAClearMessage(t *testing.T) {
 		data := append([]byte{0xFF, 0xD8, 0xFF}, []byte(fmt.Sprint(i))...)
 		p.ds.AddImage(finetuning.Image{Name: fmt.Sprintf("p%d.jpg", i), Format: finetuning.FormatJPEG, Data: data})
 	}
-	out := render(t, p)
+	out := uitest.Render(t, p)
 	if !strings.Contains(out, "21 images: BFL accepts at most 20, remove 1.") {
 		t.Error("no clear message for 21 images")
 	}
@@ -97,7 +85,7 @@ func TestRenderRefuses21ImagesWithAClearMessage(t *testing.T) {
 	p20 := newTestPage()
 	p20.ds = p.ds.Clone()
 	p20.removeImage("p0.jpg")
-	if out := render(t, p20); strings.Contains(out, "at most 20") || p20.blockedReason() != "" {
+	if out := uitest.Render(t, p20); strings.Contains(out, "at most 20") || p20.blockedReason() != "" {
 		t.Error("still blocked with 20 images")
 	}
 }
@@ -115,7 +103,7 @@ func TestReadyJobOffersGenerateAndErrorsLandOnFields(t *testing.T) {
 	if f := p.failed(refusal); f != "iterations" {
 		t.Errorf("field to show = %q", f)
 	}
-	out := render(t, p)
+	out := uitest.Render(t, p)
 	if !strings.Contains(out, `href="/generate?model=ab-12"`) || strings.Count(out, "Generate with this model") != 1 {
 		t.Error("only the Ready job should link to /generate?model=<id>")
 	}

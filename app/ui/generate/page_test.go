@@ -5,13 +5,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/maxence-charriere/go-app/v10/pkg/app"
-
 	"github.com/fluxforge/fluxforge/app/bfl"
 	"github.com/fluxforge/fluxforge/app/container"
 	"github.com/fluxforge/fluxforge/app/core"
 	"github.com/fluxforge/fluxforge/app/service/gallery"
 	"github.com/fluxforge/fluxforge/app/service/models"
+	"github.com/fluxforge/fluxforge/app/ui/uitest"
 )
 
 func newTestPage(t *testing.T, flags map[string]bool) *Page {
@@ -25,18 +24,8 @@ func newTestPage(t *testing.T, flags map[string]bool) *Page {
 	return New(c).(*Page)
 }
 
-func render(t *testing.T, p *Page) string {
-	t.Helper()
-	e := app.NewTestEngine()
-	if err := e.Load(p); err != nil {
-		t.Fatal(err)
-	}
-	e.ConsumeAll()
-	return app.HTMLString(p)
-}
-
 func TestFormIsDrawnFromTheCatalog(t *testing.T) {
-	out := render(t, newTestPage(t, nil))
+	out := uitest.Render(t, newTestPage(t, nil))
 	ultra, _ := bfl.Lookup(defaultEndpoint)
 	for _, f := range ultra.Fields {
 		shown := strings.Contains(out, `id="field-`+f.Name+`"`)
@@ -54,7 +43,7 @@ func TestFormIsDrawnFromTheCatalog(t *testing.T) {
 		t.Error("finetune strength range and default not shown")
 	}
 
-	out = render(t, newTestPage(t, map[string]bool{core.FlagImagePrompt: false, core.FlagLegacyEndpoints: true, core.FlagWebhooks: true}))
+	out = uitest.Render(t, newTestPage(t, map[string]bool{core.FlagImagePrompt: false, core.FlagLegacyEndpoints: true, core.FlagWebhooks: true}))
 	if strings.Contains(out, "field-image_prompt") {
 		t.Error("image prompt shown with its flag off")
 	}
@@ -66,13 +55,13 @@ func TestFormIsDrawnFromTheCatalog(t *testing.T) {
 func TestProWidthAndHeightSnapAndCannyHasItsControlImage(t *testing.T) {
 	p := newTestPage(t, map[string]bool{core.FlagLegacyEndpoints: true})
 	p.endpoint = "flux-pro-finetuned"
-	out := render(t, p)
+	out := uitest.Render(t, p)
 	if !strings.Contains(out, `id="field-width"`) || !strings.Contains(out, `step="32`) {
 		t.Errorf("width without its 32 px step")
 	}
 	p = newTestPage(t, map[string]bool{core.FlagLegacyEndpoints: true})
 	p.endpoint = "flux-pro-1.0-canny-finetuned"
-	if out := render(t, p); !strings.Contains(out, `id="field-control_image"`) || !strings.Contains(out, `id="field-canny_low_threshold"`) {
+	if out := uitest.Render(t, p); !strings.Contains(out, `id="field-control_image"`) || !strings.Contains(out, `id="field-canny_low_threshold"`) {
 		t.Error("canny form lacks its control image or thresholds")
 	}
 }
@@ -83,7 +72,7 @@ func TestTriggerWordWarningAndRefusal(t *testing.T) {
 	p.modelList = []models.Model{{ID: "a", Name: "Ada", TriggerWord: "ADA", Status: bfl.StatusPending, Progress: &prog}}
 	p.modelID = "a"
 	p.values["prompt"] = "a boat"
-	out := render(t, p)
+	out := uitest.Render(t, p)
 	if !strings.Contains(out, `id="trigger-warning"`) || !strings.Contains(out, `id="insert-trigger"`) {
 		t.Error("no trigger-word warning for a prompt without it")
 	}
