@@ -28,6 +28,10 @@ type Config struct {
 
 	MaxBodyMB  int64 `env:"MAX_BODY_MB" envDefault:"256"`
 	MaxImageMB int64 `env:"MAX_IMAGE_MB" envDefault:"64"`
+	// MaxHeaderKB caps a request's headers, which are read before any
+	// other limit applies. The app's own requests carry well under 4 KB;
+	// net/http's 1 MB default would let each open connection pin a megabyte.
+	MaxHeaderKB int `env:"MAX_HEADER_KB" envDefault:"64"`
 	// PollHosts may receive the key (polling_url hosts). DeliveryHosts never
 	// do; *.bfl.ai is among them because sample hosts have moved between
 	// BFL's own domains, and a sample the proxy refuses is an image the user
@@ -39,7 +43,11 @@ type Config struct {
 	ReadTimeout     time.Duration `env:"READ_TIMEOUT" envDefault:"10m"`
 	WriteTimeout    time.Duration `env:"WRITE_TIMEOUT" envDefault:"10m"`
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"30s"`
-	MaxConcurrent   int           `env:"MAX_CONCURRENT" envDefault:"256"`
+	// HeaderTimeout bounds the wait for a request's headers on its own, so
+	// a client that trickles them cannot hold a connection for READ_TIMEOUT.
+	HeaderTimeout time.Duration `env:"HEADER_TIMEOUT" envDefault:"10s"`
+	IdleTimeout   time.Duration `env:"IDLE_TIMEOUT" envDefault:"2m"`
+	MaxConcurrent int           `env:"MAX_CONCURRENT" envDefault:"256"`
 
 	// DebugAddr, when set, serves net/http/pprof there; loopback only.
 	DebugAddr string `env:"DEBUG_ADDR"`
@@ -134,12 +142,16 @@ func (c *Config) check() error {
 			return configError(name, "%d must be between 1 and 1048576 (megabytes)", v)
 		}
 	}
+	if c.MaxHeaderKB < 1 || c.MaxHeaderKB > 1024 {
+		return configError("MAX_HEADER_KB", "%d must be between 1 and 1024 (kilobytes)", c.MaxHeaderKB)
+	}
 	if c.MaxConcurrent < 1 {
 		return configError("MAX_CONCURRENT", "%d must be at least 1", c.MaxConcurrent)
 	}
 	for name, d := range map[string]time.Duration{
 		"UPSTREAM_TIMEOUT": c.UpstreamTimeout, "READ_TIMEOUT": c.ReadTimeout,
 		"WRITE_TIMEOUT": c.WriteTimeout, "SHUTDOWN_TIMEOUT": c.ShutdownTimeout,
+		"HEADER_TIMEOUT": c.HeaderTimeout, "IDLE_TIMEOUT": c.IdleTimeout,
 	} {
 		if d <= 0 {
 			return configError(name, "%s must be a positive duration like 30s", d)

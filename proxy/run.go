@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
-	"time"
 )
 
 // Run serves until ctx is done, then lets in-flight requests finish within
@@ -48,10 +47,11 @@ func Run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 
 	srv := &http.Server{
 		Handler:           s.routes(),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: cfg.HeaderTimeout,
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
-		IdleTimeout:       2 * time.Minute,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderKB << 10,
 		ErrorLog:          errLog,
 	}
 	served := make(chan error, 1)
