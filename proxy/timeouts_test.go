@@ -3,10 +3,12 @@ package proxy
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -98,5 +100,71 @@ func TestMaxHeaderKB(t *testing.T) {
 		if resp.StatusCode != tc.want {
 			t.Errorf("a %d KB header under MAX_HEADER_KB=16: %d, want %d", tc.kb, resp.StatusCode, tc.want)
 		}
+	}
+}
+
+func TestReadTimeoutCutsAStalledUploadAndSaysSo(t *testing.T) {
+	const timeout = 500 * time.Millisecond
+	p := startLive(t, newFakeBFL(t), map[string]string{"READ_TIMEOUT": timeout.String()})
+	c := dialProxy(t, p)
+	head := "POST /api/v1/flux-pro-1.0-fill-finetuned HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+	if _, err := io.WriteString(c, head+`{"image":"`+strings.Repeat("A", 1000)); err != nil {
+		t.Fatal(err)
+	}
+	// The client stalls here, 99 KB short, but still listens.
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("no answer to a stalled upload: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	// The body never arrived whole, so BFL cannot have taken the task: the
+	// answer must blame the client's link, not BFL, and not warn of a
+	// possible double charge.
+	if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(body), "READ_TIMEOUT="+timeout.String()) ||
+		strings.Contains(string(body), "may have reached BFL") {
+		t.Errorf("stalled upload: %d %s; want 408 naming READ_TIMEOUT", resp.StatusCode, body)
+	}
+}
+
+func TestWriteTimeoutFreesWhatAStalledDownloadHeld(t *testing.T) {
+	up := newFakeBFL(t)
+	const size = 48 << 20 // more than loopback's socket buffers hold
+	fetched := make(chan error, 1)
+	up.mux.HandleFunc("GET /delivery/huge.png", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "image/png")
+		w.Header().Set("Content-Length", strconv.Itoa(size))
+		chunk := make([]byte, 64<<10)
+		copy(chunk, tinyPNG)
+		var err error
+		for sent := 0; sent < size && err == nil; sent += len(chunk) {
+			_, err = w.Write(chunk)
+		}
+		fetched <- err
+	})
+	const timeout = 500 * time.Millisecond
+	p := startLive(t, up, map[string]string{"WRITE_TIMEOUT": timeout.String(), "MAX_CONCURRENT": "1"})
+	c := dialProxy(t, p)
+	if _, err := fmt.Fprintf(c, "GET /api/image?url=%s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", url.QueryEscape(up.URL+"/delivery/huge.png")); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("image: %v %v", resp, err)
+	}
+	// The client reads no further.
+	select {
+	case err := <-fetched:
+		if err == nil {
+			t.Error("the whole image was fetched for a client that had stopped reading")
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("the fetch for a client that stopped reading was still open 15s later (WRITE_TIMEOUT=%s)", timeout)
+	}
+	// Its MAX_CONCURRENT slot is free again.
+	if resp, body := do(t, "GET", p.base+"/api/v1/credits", nil, nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("after the stalled download: %d %s", resp.StatusCode, body)
 	}
 }

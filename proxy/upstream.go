@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // handleAPI forwards /api/v1/<name> to <upstream>/v1/<name> for catalog
@@ -47,7 +48,9 @@ func (s *server) handleAPI() http.Handler {
 				writeDetail(w, http.StatusLengthRequired, "request body needs a Content-Length header")
 				return
 			}
-			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+			body := &clientBody{ReadCloser: http.MaxBytesReader(w, r.Body, maxBody)}
+			r = r.WithContext(context.WithValue(r.Context(), clientBodyKey{}, body))
+			r.Body = body
 		}
 		s.api.ServeHTTP(w, r)
 	})
@@ -145,13 +148,19 @@ func cleanResponse(resp *http.Response) error {
 	return nil
 }
 
-// upstreamError answers when no response came: the body was over the cap,
-// the upstream timed out (504) or could not be reached (502).
+// upstreamError answers when no response came: the body was over the cap
+// (413) or stopped arriving (408), the upstream timed out (504) or could not
+// be reached (502).
 func (s *server) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
 		writeDetail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is over this proxy's MAX_BODY_MB=%d", s.cfg.MaxBodyMB))
+	case bodyTimedOut(r):
+		// Checked before the context, which net/http cancels on this error
+		// too. BFL got a body short of its Content-Length, so it took nothing.
+		writeDetail(w, http.StatusRequestTimeout, fmt.Sprintf(
+			"the request body did not arrive within this proxy's READ_TIMEOUT=%s; nothing was submitted to BFL", s.cfg.ReadTimeout))
 	case r.Context().Err() != nil:
 		// The client left; nobody reads this answer, the log line records it.
 		w.WriteHeader(499)
@@ -163,6 +172,33 @@ func (s *server) upstreamError(w http.ResponseWriter, r *http.Request, err error
 		why, sent := reason(err)
 		writeDetail(w, http.StatusBadGateway, fmt.Sprintf("could not reach BFL (%s): %s%s", s.upstreamHost, why, mayHaveArrived(r, sent)))
 	}
+}
+
+// clientBody notes when the client's body stopped arriving within
+// READ_TIMEOUT. The round trip's error cannot say so: net/http cancels the
+// request's context on that read error, so the transport reports only the
+// cancellation. The note is made on the goroutine that cancelled, right
+// after, well before the transport's caller can look.
+type clientBody struct {
+	io.ReadCloser
+	timedOut atomic.Bool
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && isTimeout(err) {
+		b.timedOut.Store(true)
+	}
+	return n, err
+}
+
+// clientBodyKey finds the clientBody from the request ReverseProxy hands its
+// error handler, whose Body is ReverseProxy's own wrapper.
+type clientBodyKey struct{}
+
+func bodyTimedOut(r *http.Request) bool {
+	b, ok := r.Context().Value(clientBodyKey{}).(*clientBody)
+	return ok && b.timedOut.Load()
 }
 
 // mayHaveArrived warns, for a submit that left the proxy and got no
