@@ -40,6 +40,9 @@ type Config struct {
 	DeliveryHosts []string `env:"DELIVERY_HOSTS" envSeparator:"," envDefault:"delivery.*.bfl.ai,*.bfl.ai,bfldeliveryprod.blob.core.windows.net"`
 
 	UpstreamTimeout time.Duration `env:"UPSTREAM_TIMEOUT" envDefault:"60s"`
+	// ConnectTimeout bounds opening a connection upstream, TLS included;
+	// UPSTREAM_TIMEOUT starts once the request is sent.
+	ConnectTimeout  time.Duration `env:"CONNECT_TIMEOUT" envDefault:"10s"`
 	ReadTimeout     time.Duration `env:"READ_TIMEOUT" envDefault:"10m"`
 	WriteTimeout    time.Duration `env:"WRITE_TIMEOUT" envDefault:"10m"`
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"30s"`
@@ -151,7 +154,7 @@ func (c *Config) check() error {
 	for name, d := range map[string]time.Duration{
 		"UPSTREAM_TIMEOUT": c.UpstreamTimeout, "READ_TIMEOUT": c.ReadTimeout,
 		"WRITE_TIMEOUT": c.WriteTimeout, "SHUTDOWN_TIMEOUT": c.ShutdownTimeout,
-		"HEADER_TIMEOUT": c.HeaderTimeout, "IDLE_TIMEOUT": c.IdleTimeout,
+		"HEADER_TIMEOUT": c.HeaderTimeout, "IDLE_TIMEOUT": c.IdleTimeout, "CONNECT_TIMEOUT": c.ConnectTimeout,
 	} {
 		if d <= 0 {
 			return configError(name, "%s must be a positive duration like 30s", d)

@@ -52,7 +52,7 @@ type upConn struct {
 	since time.Time // when it went idle
 }
 
-func newFastPath(upstream *url.URL, key string, headerTimeout time.Duration) *fastPath {
+func newFastPath(upstream *url.URL, key string, headerTimeout, connectTimeout time.Duration) *fastPath {
 	port := upstream.Port()
 	if port == "" {
 		port = map[string]string{"http": "80", "https": "443"}[upstream.Scheme]
@@ -60,7 +60,7 @@ func newFastPath(upstream *url.URL, key string, headerTimeout time.Duration) *fa
 	f := &fastPath{
 		addr:   net.JoinHostPort(upstream.Hostname(), port),
 		host:   upstream.Host,
-		dialer: &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second},
+		dialer: &net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second},
 		header: headerTimeout,
 		getReq: &http.Request{Method: http.MethodGet},
 		max:    256,
@@ -159,16 +159,16 @@ func (f *fastPath) conn(ctx context.Context) (*upConn, bool, error) {
 	}
 	nc, err := f.dialer.DialContext(ctx, "tcp", f.addr)
 	if err != nil {
-		return nil, false, err
+		return nil, false, &connectError{err}
 	}
 	if f.tls != nil {
 		tc := tls.Client(nc, f.tls)
-		hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		hctx, cancel := context.WithTimeout(ctx, f.dialer.Timeout)
 		err := tc.HandshakeContext(hctx)
 		cancel()
 		if err != nil {
 			_ = nc.Close()
-			return nil, false, fmt.Errorf("tls handshake with %s: %w", f.addr, err)
+			return nil, false, &connectError{fmt.Errorf("tls handshake with %s: %w", f.addr, err)}
 		}
 		nc = tc
 	}

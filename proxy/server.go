@@ -74,9 +74,9 @@ func newServer(cfg Config, logger *slog.Logger) (*server, error) {
 		}
 	} else {
 		s.upstream = cfg.upstream
-		s.fast = newFastPath(cfg.upstream, cfg.APIKey, cfg.UpstreamTimeout)
-		apiTransport = newTransport(cfg, nil)
-		fetchTransport = newTransport(cfg, dialGuard(cfg.upstream))
+		s.fast = newFastPath(cfg.upstream, cfg.APIKey, cfg.UpstreamTimeout, cfg.ConnectTimeout)
+		apiTransport = connectTracked{newTransport(cfg, nil)}
+		fetchTransport = connectTracked{newTransport(cfg, dialGuard(cfg.upstream))}
 		origin := []string{cfg.upstreamOrigin()}
 		var err error
 		if s.poll, err = allow.New(cfg.PollHosts, origin); err != nil {

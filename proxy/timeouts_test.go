@@ -168,3 +168,78 @@ func TestWriteTimeoutFreesWhatAStalledDownloadHeld(t *testing.T) {
 		t.Errorf("after the stalled download: %d %s", resp.StatusCode, body)
 	}
 }
+
+// silentHTTPS accepts connections and never answers, like a host behind a
+// broken middlebox: a TLS handshake with it never completes.
+func silentHTTPS(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		<-done
+		for _, c := range held {
+			_ = c.Close()
+		}
+	})
+	return "https://" + ln.Addr().String()
+}
+
+func TestConnectTimeoutSaysNothingWasSent(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	upstream := silentHTTPS(t)
+	p := start(t, map[string]string{
+		"BFL_API_KEY": testKey, "BFL_API_URL": upstream,
+		"CONNECT_TIMEOUT": timeout.String(), "UPSTREAM_TIMEOUT": "1m",
+	})
+	for _, tc := range []struct {
+		name, method, path, body string
+	}{
+		{"catalog GET", "GET", "/api/v1/credits", ""},
+		{"submit", "POST", "/api/v1/flux-pro-1.1-ultra-finetuned", `{"finetune_id":"ft-1","prompt":"a TOK"}`},
+		{"poll", "GET", "/api/poll?url=" + url.QueryEscape(upstream+"/v1/get_result?id=task-1"), ""},
+	} {
+		begin := time.Now()
+		resp, body := do(t, tc.method, p.base+tc.path, strings.NewReader(tc.body), http.Header{"Content-Type": {"application/json"}})
+		took := time.Since(begin)
+		if resp.StatusCode != http.StatusGatewayTimeout || !strings.Contains(body, "CONNECT_TIMEOUT="+timeout.String()) {
+			t.Errorf("%s: %d %s; want 504 naming CONNECT_TIMEOUT", tc.name, resp.StatusCode, body)
+		}
+		// No connection was made, so no submit can have reached BFL.
+		if strings.Contains(body, "may have reached BFL") || strings.Contains(body, "UPSTREAM_TIMEOUT") {
+			t.Errorf("%s: %s; a connection that never opened cannot have carried the request", tc.name, body)
+		}
+		if took > 5*time.Second {
+			t.Errorf("%s: answered after %s with CONNECT_TIMEOUT=%s", tc.name, took, timeout)
+		}
+	}
+}
+
+func TestRefusedConnectionSaysNothingWasSent(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	upstream := "http://" + ln.Addr().String()
+	_ = ln.Close() // nothing listens there now
+	p := start(t, map[string]string{"BFL_API_KEY": testKey, "BFL_API_URL": upstream})
+	resp, body := do(t, "POST", p.base+"/api/v1/flux-pro-1.1-ultra-finetuned", strings.NewReader(`{"finetune_id":"ft-1"}`),
+		http.Header{"Content-Type": {"application/json"}})
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, "nothing was sent") || strings.Contains(body, "may have reached BFL") {
+		t.Errorf("submit to a closed port: %d %s; want 502 saying nothing was sent", resp.StatusCode, body)
+	}
+}

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/netip"
 	"net/url"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -16,7 +18,7 @@ import (
 // transparent decompression (bodies pass through untouched). control, when
 // set, vets every address before a connection is made.
 func newTransport(cfg Config, control func(network, address string, c syscall.RawConn) error) *http.Transport {
-	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Control: control}
+	d := &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second, Control: control}
 	return &http.Transport{
 		DialContext: d.DialContext,
 		// HTTP/2 only helps over TLS; a plain loopback upstream stays on HTTP/1.1.
@@ -24,13 +26,38 @@ func newTransport(cfg Config, control func(network, address string, c syscall.Ra
 		MaxIdleConns:          512,
 		MaxIdleConnsPerHost:   256,
 		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
+		TLSHandshakeTimeout:   cfg.ConnectTimeout,
 		ResponseHeaderTimeout: cfg.UpstreamTimeout,
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true,
 		WriteBufferSize:       64 << 10,
 		ReadBufferSize:        64 << 10,
 	}
+}
+
+// connectError marks a request that failed before it had a connection (the
+// name did not resolve, the dial or the TLS handshake failed or timed out):
+// it never left this machine, so a submit cannot have reached BFL.
+type connectError struct{ err error }
+
+func (e *connectError) Error() string { return e.err.Error() }
+func (e *connectError) Unwrap() error { return e.err }
+
+// Timeout answers for the error inside, as *url.Error asks its Err.
+func (e *connectError) Timeout() bool { return isTimeout(e.err) }
+
+// connectTracked is a transport whose failures before a connection was made
+// come back as *connectError.
+type connectTracked struct{ t http.RoundTripper }
+
+func (c connectTracked) RoundTrip(r *http.Request) (*http.Response, error) {
+	var got atomic.Bool
+	trace := &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { got.Store(true) }}
+	resp, err := c.t.RoundTrip(r.WithContext(httptrace.WithClientTrace(r.Context(), trace)))
+	if err != nil && !got.Load() {
+		err = &connectError{err}
+	}
+	return resp, err
 }
 
 // errBlockedAddr marks a connection refused because of where it would go.

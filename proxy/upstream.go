@@ -164,13 +164,18 @@ func (s *server) upstreamError(w http.ResponseWriter, r *http.Request, err error
 	case r.Context().Err() != nil:
 		// The client left; nobody reads this answer, the log line records it.
 		w.WriteHeader(499)
+	case errors.As(err, new(*connectError)) && isTimeout(err):
+		writeDetail(w, http.StatusGatewayTimeout, fmt.Sprintf("could not connect to BFL (%s) within CONNECT_TIMEOUT=%s; nothing was sent",
+			s.upstreamHost, s.cfg.ConnectTimeout))
+	case errors.As(err, new(*connectError)):
+		s.log.Warn("upstream unreachable", "host", s.upstreamHost, "error", err.Error())
+		writeDetail(w, http.StatusBadGateway, fmt.Sprintf("could not reach BFL (%s): %s; nothing was sent", s.upstreamHost, reason(err)))
 	case isTimeout(err):
 		writeDetail(w, http.StatusGatewayTimeout, fmt.Sprintf("BFL (%s) did not answer within UPSTREAM_TIMEOUT=%s%s",
-			s.upstreamHost, s.cfg.UpstreamTimeout, mayHaveArrived(r, true)))
+			s.upstreamHost, s.cfg.UpstreamTimeout, mayHaveArrived(r)))
 	default:
-		s.log.Warn("upstream unreachable", "host", s.upstreamHost, "error", err.Error())
-		why, sent := reason(err)
-		writeDetail(w, http.StatusBadGateway, fmt.Sprintf("could not reach BFL (%s): %s%s", s.upstreamHost, why, mayHaveArrived(r, sent)))
+		s.log.Warn("upstream failed", "host", s.upstreamHost, "error", err.Error())
+		writeDetail(w, http.StatusBadGateway, fmt.Sprintf("the connection to BFL (%s) failed%s", s.upstreamHost, mayHaveArrived(r)))
 	}
 }
 
@@ -203,8 +208,8 @@ func bodyTimedOut(r *http.Request) bool {
 
 // mayHaveArrived warns, for a submit that left the proxy and got no
 // answer, that BFL may have accepted it: sending it again could pay twice.
-func mayHaveArrived(r *http.Request, sent bool) string {
-	if r.Method != http.MethodPost || !sent {
+func mayHaveArrived(r *http.Request) string {
+	if r.Method != http.MethodPost {
 		return ""
 	}
 	return "; the request may have reached BFL: check your tasks before sending it again"
@@ -215,21 +220,19 @@ func isTimeout(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
-// reason says in a few words why a connection failed, without addresses,
-// and whether the request may have been sent: not when the connection
-// could not even be made.
-func reason(err error) (why string, sent bool) {
+// reason says in a few words why a connection could not be made, without
+// addresses.
+func reason(err error) string {
 	var dnsErr *net.DNSError
-	var opErr *net.OpError
 	switch {
 	case errors.As(err, &dnsErr):
-		return "the host name does not resolve", false
-	case errors.As(err, &opErr) && opErr.Op == "dial":
-		return "connection refused or blocked", false
+		return "the host name does not resolve"
+	case errors.Is(err, errBlockedAddr):
+		return "its address is not a public one"
 	case strings.Contains(err.Error(), "tls"):
-		return "TLS handshake failed", false
+		return "TLS handshake failed"
 	default:
-		return "the connection failed", true
+		return "connection refused or blocked"
 	}
 }
 
