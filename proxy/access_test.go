@@ -80,6 +80,15 @@ func TestCORS(t *testing.T) {
 			if got := resp.Header.Get("Access-Control-Allow-Origin"); (got == c.origin) != c.allow {
 				t.Errorf("GET %s from %s: ACAO %q", path, c.origin, got)
 			}
+			// The PWA reads these from an error answer; a browser hides
+			// any header a cross-origin page is not told it may read.
+			if expose := resp.Header.Get("Access-Control-Expose-Headers"); c.allow && path != "/healthz" {
+				for _, h := range []string{"Retry-After", notSentHeader} {
+					if !strings.Contains(expose, h) {
+						t.Errorf("GET %s: %s not exposed (%q)", path, h, expose)
+					}
+				}
+			}
 		}
 	}
 	resp, _ := do(t, "GET", p.base+"/", nil, http.Header{"Origin": {"https://app.example.com"}})

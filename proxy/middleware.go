@@ -244,7 +244,7 @@ func newCORS(origins []string) *cors.Cors {
 		AllowedOrigins: origins,
 		AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodHead},
 		AllowedHeaders: []string{"Authorization", "Content-Type"},
-		ExposedHeaders: []string{"X-Request-Id", "Retry-After"},
+		ExposedHeaders: []string{"X-Request-Id", "Retry-After", notSentHeader},
 		MaxAge:         600,
 	})
 }

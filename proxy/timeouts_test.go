@@ -126,6 +126,9 @@ func TestReadTimeoutCutsAStalledUploadAndSaysSo(t *testing.T) {
 		strings.Contains(string(body), "may have reached BFL") {
 		t.Errorf("stalled upload: %d %s; want 408 naming READ_TIMEOUT", resp.StatusCode, body)
 	}
+	if resp.Header.Get(notSentHeader) != "true" {
+		t.Errorf("stalled upload: no %s header", notSentHeader)
+	}
 }
 
 func TestWriteTimeoutFreesWhatAStalledDownloadHeld(t *testing.T) {
@@ -226,6 +229,9 @@ func TestConnectTimeoutSaysNothingWasSent(t *testing.T) {
 		if took > 5*time.Second {
 			t.Errorf("%s: answered after %s with CONNECT_TIMEOUT=%s", tc.name, took, timeout)
 		}
+		if tc.name != "poll" && resp.Header.Get(notSentHeader) != "true" {
+			t.Errorf("%s: no %s header for the PWA", tc.name, notSentHeader)
+		}
 	}
 }
 
@@ -241,5 +247,8 @@ func TestRefusedConnectionSaysNothingWasSent(t *testing.T) {
 		http.Header{"Content-Type": {"application/json"}})
 	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, "nothing was sent") || strings.Contains(body, "may have reached BFL") {
 		t.Errorf("submit to a closed port: %d %s; want 502 saying nothing was sent", resp.StatusCode, body)
+	}
+	if resp.Header.Get(notSentHeader) != "true" {
+		t.Errorf("submit to a closed port: no %s header", notSentHeader)
 	}
 }

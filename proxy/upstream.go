@@ -148,6 +148,11 @@ func cleanResponse(resp *http.Response) error {
 	return nil
 }
 
+// notSentHeader marks an error answer for a request that never reached
+// BFL, so the PWA can say a submit is safe to send again instead of warning
+// that it may have been charged. app/core reads the same name.
+const notSentHeader = "X-Not-Sent"
+
 // upstreamError answers when no response came: the body was over the cap
 // (413) or stopped arriving (408), the upstream timed out (504) or could not
 // be reached (502).
@@ -159,16 +164,19 @@ func (s *server) upstreamError(w http.ResponseWriter, r *http.Request, err error
 	case bodyTimedOut(r):
 		// Checked before the context, which net/http cancels on this error
 		// too. BFL got a body short of its Content-Length, so it took nothing.
+		w.Header().Set(notSentHeader, "true")
 		writeDetail(w, http.StatusRequestTimeout, fmt.Sprintf(
 			"the request body did not arrive within this proxy's READ_TIMEOUT=%s; nothing was submitted to BFL", s.cfg.ReadTimeout))
 	case r.Context().Err() != nil:
 		// The client left; nobody reads this answer, the log line records it.
 		w.WriteHeader(499)
 	case errors.As(err, new(*connectError)) && isTimeout(err):
+		w.Header().Set(notSentHeader, "true")
 		writeDetail(w, http.StatusGatewayTimeout, fmt.Sprintf("could not connect to BFL (%s) within CONNECT_TIMEOUT=%s; nothing was sent",
 			s.upstreamHost, s.cfg.ConnectTimeout))
 	case errors.As(err, new(*connectError)):
 		s.log.Warn("upstream unreachable", "host", s.upstreamHost, "error", err.Error())
+		w.Header().Set(notSentHeader, "true")
 		writeDetail(w, http.StatusBadGateway, fmt.Sprintf("could not reach BFL (%s): %s; nothing was sent", s.upstreamHost, reason(err)))
 	case isTimeout(err):
 		writeDetail(w, http.StatusGatewayTimeout, fmt.Sprintf("BFL (%s) did not answer within UPSTREAM_TIMEOUT=%s%s",

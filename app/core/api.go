@@ -153,12 +153,13 @@ func (a *API) PostJSON(ctx context.Context, endpoint string, body []byte, progre
 // unsureSubmit rewords the failures after which BFL may hold, and charge
 // for, a submit: no answer or a cut-off one, a gateway that lost BFL's
 // answer (502, 504), an unreadable success. "Try again" there could pay for
-// the same work twice. A connection that was never made sent nothing, so
-// it keeps its message.
+// the same work twice. A connection that was never made sent nothing, and
+// neither did a request the proxy says it could not send, so those keep
+// their message.
 func unsureSubmit(err error) error {
 	var ae *APIError
 	var op *net.OpError
-	if !errors.As(err, &ae) || (errors.As(ae.Err, &op) && op.Op == "dial") {
+	if !errors.As(err, &ae) || ae.NotSent || (errors.As(ae.Err, &op) && op.Op == "dial") {
 		return err
 	}
 	if (ae.Status == 0 && errors.Is(ae.Err, errNetwork)) || ae.Status == http.StatusBadGateway || ae.Status == http.StatusGatewayTimeout || ae.Status/100 == 2 {
@@ -386,6 +387,10 @@ func isTimeout(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &te) && te.Timeout())
 }
 
+// notSentHeader is the proxy's mark on an error answer for a request that
+// never reached BFL (proxy/upstream.go sets it).
+const notSentHeader = "X-Not-Sent"
+
 // errorFromResponse turns a non-2xx answer into an *APIError with a message
 // that says what the user can do about it.
 func errorFromResponse(name string, res *http.Response) *APIError {
@@ -396,6 +401,7 @@ func errorFromResponse(name string, res *http.Response) *APIError {
 		Status:     res.StatusCode,
 		Detail:     detail,
 		RetryAfter: parseRetryAfter(res.Header.Get("Retry-After"), time.Now()),
+		NotSent:    res.Header.Get(notSentHeader) == "true",
 		Err:        detail,
 	}
 	switch s := res.StatusCode; {
@@ -414,6 +420,8 @@ func errorFromResponse(name string, res *http.Response) *APIError {
 		e.Message = "BFL refused the request: " + detailText(detail, "a value is not valid.")
 	case s == http.StatusTooManyRequests:
 		e.Message = "Too many tasks are running: wait for some to finish, then try again."
+	case s >= 500 && e.NotSent:
+		e.Message = "The proxy could not reach BFL, so nothing was sent: try again in a minute."
 	case s >= 500:
 		e.Message = fmt.Sprintf("BFL or the proxy is having trouble (HTTP %d): try again in a minute.", s)
 	default:

@@ -31,8 +31,11 @@ type APIError struct {
 	Message    string
 	Field      string // the form field a 422 names, "" otherwise
 	RetryAfter time.Duration
-	Detail     *bfl.Error // the decoded error body, nil without one
-	Err        error
+	// NotSent is the proxy's word that the request never reached BFL (it
+	// could not connect, or the upload stalled): a submit is safe to resend.
+	NotSent bool
+	Detail  *bfl.Error // the decoded error body, nil without one
+	Err     error
 }
 
 func (e *APIError) Error() string {

@@ -385,3 +385,17 @@ func TestRefusedSubmitSaysNothingWasSent(t *testing.T) {
 		t.Fatalf("err = %v, want 'could not be reached'", err)
 	}
 }
+
+func TestSubmitThatTheProxyCouldNotSendSaysNothingWasSent(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	upstream := srv.URL
+	srv.Close() // the proxy runs, BFL cannot be reached
+	a := NewAPI(APIOptions{BaseURL: startLiveProxy(t, upstream, 10*time.Second), Timeout: 10 * time.Second, UploadTimeout: 10 * time.Second})
+	err := a.Post(testCtx(t), "flux-pro-1.1-ultra-finetuned", map[string]any{"prompt": "TOK"}, nil)
+	ae := asAPIError(t, err)
+	// The proxy answers 502 but knows the submit never left it; warning of
+	// a possible double charge would send the user hunting for a task.
+	if ae.Status != http.StatusBadGateway || !ae.NotSent || strings.Contains(ae.Message, unsure) || !strings.Contains(ae.Message, "nothing was sent") {
+		t.Fatalf("err = %v (not sent %v), want a 502 that says nothing was sent", err, ae.NotSent)
+	}
+}
