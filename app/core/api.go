@@ -415,6 +415,9 @@ func errorFromResponse(name string, res *http.Response) *APIError {
 		e.Message = "Not found: " + detailText(detail, "the proxy does not know this address.")
 	case s == http.StatusRequestEntityTooLarge:
 		e.Message = "The upload is too large for the proxy: use fewer or smaller images."
+	case s == http.StatusRequestTimeout:
+		// The proxy's READ_TIMEOUT cut an upload that stopped arriving.
+		e.Message = "The upload was too slow for the proxy and nothing was sent: try again on a steadier connection."
 	case s == http.StatusUnprocessableEntity:
 		e.Field = detail.Field()
 		e.Message = "BFL refused the request: " + detailText(detail, "a value is not valid.")

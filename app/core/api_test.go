@@ -190,6 +190,7 @@ func TestStatusMessagesSayWhatToDo(t *testing.T) {
 		{http.StatusPaymentRequired, "", "Out of credits"},
 		{http.StatusForbidden, "", "API key"},
 		{http.StatusRequestEntityTooLarge, "", "too large"},
+		{http.StatusRequestTimeout, `{"detail":"the request body did not arrive within this proxy's READ_TIMEOUT=10m0s; nothing was submitted to BFL"}`, "too slow"},
 		{http.StatusTooManyRequests, "", "Too many tasks"},
 	}
 	for _, c := range cases {
