@@ -29,8 +29,9 @@ type Config struct {
 	MaxBodyMB  int64 `env:"MAX_BODY_MB" envDefault:"256"`
 	MaxImageMB int64 `env:"MAX_IMAGE_MB" envDefault:"64"`
 	// MaxHeaderKB caps a request's headers, which are read before any
-	// other limit applies. The app's own requests carry well under 4 KB;
-	// net/http's 1 MB default would let each open connection pin a megabyte.
+	// other limit applies, and the head of every answer from upstream. The
+	// app's requests and BFL's answers carry well under 4 KB; net/http's
+	// 1 MB default would let each open connection pin a megabyte.
 	MaxHeaderKB int `env:"MAX_HEADER_KB" envDefault:"64"`
 	// PollHosts may receive the key (polling_url hosts). DeliveryHosts never
 	// do; *.bfl.ai is among them because sample hosts have moved between

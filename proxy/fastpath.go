@@ -36,6 +36,7 @@ type fastPath struct {
 	tls    *tls.Config
 	dialer *net.Dialer
 	header time.Duration // response header timeout
+	head   int           // response head size cap, bytes
 	// getReq is the request http.ReadResponse reads every answer against:
 	// it only looks at the method.
 	getReq *http.Request
@@ -47,12 +48,37 @@ type fastPath struct {
 
 type upConn struct {
 	net.Conn
+	head  headCap // br reads through it
 	br    *bufio.Reader
 	bw    *bufio.Writer
 	since time.Time // when it went idle
 }
 
-func newFastPath(upstream *url.URL, key string, headerTimeout, connectTimeout time.Duration) *fastPath {
+// errHeadTooLarge is an answer head over MAX_HEADER_KB.
+var errHeadTooLarge = errors.New("the answer's head is over MAX_HEADER_KB")
+
+// headCap limits what a connection may read while an answer head is
+// parsed: textproto keeps reading header lines for as long as they come,
+// so an upstream that never ends its head would otherwise be read into
+// memory until UPSTREAM_TIMEOUT.
+type headCap struct {
+	r    io.Reader
+	left int // what the head may still read; negative between heads
+}
+
+func (h *headCap) Read(p []byte) (int, error) {
+	if h.left < 0 {
+		return h.r.Read(p)
+	}
+	if h.left == 0 {
+		return 0, errHeadTooLarge
+	}
+	n, err := h.r.Read(p[:min(len(p), h.left)])
+	h.left -= n
+	return n, err
+}
+
+func newFastPath(upstream *url.URL, key string, headerTimeout, connectTimeout time.Duration, maxHead int) *fastPath {
 	port := upstream.Port()
 	if port == "" {
 		port = map[string]string{"http": "80", "https": "443"}[upstream.Scheme]
@@ -62,6 +88,7 @@ func newFastPath(upstream *url.URL, key string, headerTimeout, connectTimeout ti
 		host:   upstream.Host,
 		dialer: &net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second},
 		header: headerTimeout,
+		head:   maxHead,
 		getReq: &http.Request{Method: http.MethodGet},
 		max:    256,
 	}
@@ -172,7 +199,9 @@ func (f *fastPath) conn(ctx context.Context) (*upConn, bool, error) {
 		}
 		nc = tc
 	}
-	return &upConn{Conn: nc, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 16<<10)}, false, nil
+	uc := &upConn{Conn: nc, head: headCap{r: nc, left: -1}, bw: bufio.NewWriterSize(nc, 16<<10)}
+	uc.br = bufio.NewReaderSize(&uc.head, 16<<10)
+	return uc, false, nil
 }
 
 func (f *fastPath) put(c *upConn) {
@@ -207,6 +236,7 @@ func (f *fastPath) exchange(ctx context.Context, c *upConn, uri string, in http.
 		return nil, ctxErr(ctx, err)
 	}
 	var resp *http.Response
+	c.head.left = f.head
 	for {
 		r, err := http.ReadResponse(c.br, f.getReq)
 		if err != nil {
@@ -225,6 +255,7 @@ func (f *fastPath) exchange(ctx context.Context, c *upConn, uri string, in http.
 		}
 		// 1xx informational answers precede the real one.
 	}
+	c.head.left = -1
 	// A body already read in whole with the head (most JSON answers) needs
 	// no more reads, and the next exchange on this connection sets its own
 	// deadline: clearing it would be one more timer update per request.

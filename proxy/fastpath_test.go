@@ -153,7 +153,7 @@ func TestFastPathOverTLS(t *testing.T) {
 	up.StartTLS()
 	t.Cleanup(up.Close)
 	u, _ := url.Parse(up.URL)
-	fp := newFastPath(u, "k", 5*time.Second, 10*time.Second)
+	fp := newFastPath(u, "k", 5*time.Second, 10*time.Second, 64<<10)
 	roots := x509.NewCertPool()
 	roots.AddCert(up.Certificate())
 	fp.tls.RootCAs = roots
@@ -174,7 +174,7 @@ func TestFastPathOverTLS(t *testing.T) {
 		t.Errorf("TLS connections %d, want 1", n)
 	}
 	// A certificate the client does not trust fails the handshake.
-	fp2 := newFastPath(u, "k", 5*time.Second, 10*time.Second)
+	fp2 := newFastPath(u, "k", 5*time.Second, 10*time.Second, 64<<10)
 	if _, err := fp2.Get(ctx, "/v1/credits", nil); err == nil || !strings.Contains(err.Error(), "tls") {
 		t.Errorf("untrusted certificate: %v", err)
 	}
@@ -218,7 +218,7 @@ func TestFastPathAnswerDropsHopByHopHeaders(t *testing.T) {
 // line break hidden in a value.
 func TestFastPathRequestHead(t *testing.T) {
 	u, _ := url.Parse("https://api.example.test:8443")
-	f := newFastPath(u, "the-key", time.Second, 10*time.Second)
+	f := newFastPath(u, "the-key", time.Second, 10*time.Second, 64<<10)
 	var buf strings.Builder
 	bw := bufio.NewWriter(&buf)
 	in := http.Header{

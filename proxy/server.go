@@ -74,7 +74,7 @@ func newServer(cfg Config, logger *slog.Logger) (*server, error) {
 		}
 	} else {
 		s.upstream = cfg.upstream
-		s.fast = newFastPath(cfg.upstream, cfg.APIKey, cfg.UpstreamTimeout, cfg.ConnectTimeout)
+		s.fast = newFastPath(cfg.upstream, cfg.APIKey, cfg.UpstreamTimeout, cfg.ConnectTimeout, cfg.MaxHeaderKB<<10)
 		apiTransport = connectTracked{newTransport(cfg, nil)}
 		fetchTransport = connectTracked{newTransport(cfg, dialGuard(cfg.upstream))}
 		origin := []string{cfg.upstreamOrigin()}

@@ -252,3 +252,63 @@ func TestRefusedConnectionSaysNothingWasSent(t *testing.T) {
 		t.Errorf("submit to a closed port: no %s header", notSentHeader)
 	}
 }
+
+// endlessHead is an upstream whose answer head never ends: header lines
+// until 64 MB are written or the proxy hangs up. It reports how much it
+// wrote.
+func endlessHead(t *testing.T) (string, <-chan int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	wrote := make(chan int, 8)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_, _ = c.Read(make([]byte, 4096)) // the request
+				line := []byte("X-Filler: " + strings.Repeat("a", 1000) + "\r\n")
+				n, _ := c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"))
+				for n < 64<<20 {
+					m, err := c.Write(line)
+					n += m
+					if err != nil {
+						break
+					}
+				}
+				wrote <- n
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String(), wrote
+}
+
+func TestAnAnswerHeadOverMaxHeaderKBIsCutOff(t *testing.T) {
+	upstream, wrote := endlessHead(t)
+	p := start(t, map[string]string{"BFL_API_KEY": testKey, "BFL_API_URL": upstream, "MAX_HEADER_KB": "64", "UPSTREAM_TIMEOUT": "20s"})
+	for _, tc := range []struct{ name, method, path string }{
+		{"catalog GET", "GET", "/api/v1/credits"},
+		{"submit", "POST", "/api/v1/flux-pro-1.1-ultra-finetuned"},
+		{"poll", "GET", "/api/poll?url=" + url.QueryEscape(upstream+"/v1/get_result?id=task-1")},
+	} {
+		begin := time.Now()
+		resp, body := do(t, tc.method, p.base+tc.path, strings.NewReader(`{"finetune_id":"ft-1"}`), http.Header{"Content-Type": {"application/json"}})
+		if resp.StatusCode != http.StatusBadGateway || time.Since(begin) > 10*time.Second {
+			t.Errorf("%s: %d %s after %s; want 502 well before UPSTREAM_TIMEOUT", tc.name, resp.StatusCode, body, time.Since(begin))
+		}
+		if tc.name == "catalog GET" && !strings.Contains(body, "MAX_HEADER_KB=64") {
+			t.Errorf("%s: %s; want the detail to name MAX_HEADER_KB", tc.name, body)
+		}
+		// The proxy stops reading at the cap; what it did not read stays in
+		// socket buffers, a few MB on loopback at most.
+		if n := <-wrote; n >= 64<<20 {
+			t.Errorf("%s: the upstream wrote all %d bytes of its head: the proxy read it all", tc.name, n)
+		}
+	}
+}

@@ -22,16 +22,17 @@ func newTransport(cfg Config, control func(network, address string, c syscall.Ra
 	return &http.Transport{
 		DialContext: d.DialContext,
 		// HTTP/2 only helps over TLS; a plain loopback upstream stays on HTTP/1.1.
-		ForceAttemptHTTP2:     cfg.upstream.Scheme == "https",
-		MaxIdleConns:          512,
-		MaxIdleConnsPerHost:   256,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   cfg.ConnectTimeout,
-		ResponseHeaderTimeout: cfg.UpstreamTimeout,
-		ExpectContinueTimeout: time.Second,
-		DisableCompression:    true,
-		WriteBufferSize:       64 << 10,
-		ReadBufferSize:        64 << 10,
+		ForceAttemptHTTP2:      cfg.upstream.Scheme == "https",
+		MaxIdleConns:           512,
+		MaxIdleConnsPerHost:    256,
+		IdleConnTimeout:        90 * time.Second,
+		TLSHandshakeTimeout:    cfg.ConnectTimeout,
+		ResponseHeaderTimeout:  cfg.UpstreamTimeout,
+		MaxResponseHeaderBytes: int64(cfg.MaxHeaderKB) << 10,
+		ExpectContinueTimeout:  time.Second,
+		DisableCompression:     true,
+		WriteBufferSize:        64 << 10,
+		ReadBufferSize:         64 << 10,
 	}
 }
 

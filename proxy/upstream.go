@@ -178,6 +178,9 @@ func (s *server) upstreamError(w http.ResponseWriter, r *http.Request, err error
 		s.log.Warn("upstream unreachable", "host", s.upstreamHost, "error", err.Error())
 		w.Header().Set(notSentHeader, "true")
 		writeDetail(w, http.StatusBadGateway, fmt.Sprintf("could not reach BFL (%s): %s; nothing was sent", s.upstreamHost, reason(err)))
+	case errors.Is(err, errHeadTooLarge):
+		writeDetail(w, http.StatusBadGateway, fmt.Sprintf("BFL (%s) sent an answer whose head is over this proxy's MAX_HEADER_KB=%d%s",
+			s.upstreamHost, s.cfg.MaxHeaderKB, mayHaveArrived(r)))
 	case isTimeout(err):
 		writeDetail(w, http.StatusGatewayTimeout, fmt.Sprintf("BFL (%s) did not answer within UPSTREAM_TIMEOUT=%s%s",
 			s.upstreamHost, s.cfg.UpstreamTimeout, mayHaveArrived(r)))
