@@ -411,6 +411,12 @@ func errorFromResponse(name string, res *http.Response) *APIError {
 		e.Message = "Out of credits: top up at https://dashboard.bfl.ai and try again."
 	case s == http.StatusForbidden || s == http.StatusUnauthorized: // BFL answers a bad key with either
 		e.Message = "BFL refused the API key: check BFL_API_KEY on the proxy."
+	case name == "finetune" && (s == http.StatusNotFound || s == http.StatusMethodNotAllowed):
+		// The proxy forwards this endpoint, so the refusal is BFL's: its 2026
+		// API no longer lists training, and the global host never had it.
+		e.Message = "BFL does not offer training at this address: BFL_API_URL on the proxy must be a regional host " +
+			"such as https://api.us1.bfl.ai. If BFL now trains only in its dashboard (dashboard.bfl.ai), train there, " +
+			"then generate here with the model."
 	case s == http.StatusNotFound:
 		e.Message = "Not found: " + detailText(detail, "the proxy does not know this address.")
 	case s == http.StatusRequestEntityTooLarge:

@@ -433,3 +433,26 @@ func TestProxyConfigDecodes(t *testing.T) {
 		t.Fatalf("ProxyConfig = %+v", pc)
 	}
 }
+
+// The 2026 API snapshot no longer lists POST /v1/finetune: if BFL retires
+// it, a training submit meets FastAPI's bare 404 (or 405), and "Not found:
+// Not Found" would leave the user with nothing to do.
+func TestTrainingThatBFLDoesNotOfferSaysWhereToTrain(t *testing.T) {
+	for _, status := range []int{http.StatusNotFound, http.StatusMethodNotAllowed} {
+		a, _ := newTestAPI(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			_, _ = io.WriteString(w, `{"detail":"Not Found"}`)
+		})
+		err := a.PostJSON(testCtx(t), "finetune", []byte(`{"file_data":"x"}`), nil, nil)
+		var ae *APIError
+		if !errors.As(err, &ae) || !strings.Contains(ae.Message, "BFL_API_URL") || !strings.Contains(ae.Message, "dashboard") {
+			t.Errorf("HTTP %d on a training submit: %v; want where to train instead", status, err)
+		}
+		// Elsewhere a 404 keeps its plain meaning.
+		err = a.Post(testCtx(t), "delete_finetune", map[string]string{"finetune_id": "x"}, nil)
+		if errors.As(err, &ae) && strings.Contains(ae.Message, "dashboard") {
+			t.Errorf("HTTP %d on delete: %q talks about training", status, ae.Message)
+		}
+	}
+}
