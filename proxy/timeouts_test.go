@@ -61,7 +61,7 @@ func TestHeaderTimeoutClosesAConnectionThatNeverFinishesItsHeaders(t *testing.T)
 }
 
 func TestIdleTimeoutClosesAnIdleKeptAliveConnection(t *testing.T) {
-	const timeout = 300 * time.Millisecond
+	const timeout = time.Second
 	p := start(t, map[string]string{"IDLE_TIMEOUT": timeout.String()})
 	c := dialProxy(t, p)
 	if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"); err != nil {
@@ -81,7 +81,10 @@ func TestIdleTimeoutClosesAnIdleKeptAliveConnection(t *testing.T) {
 		t.Fatalf("/healthz: %d, close %v; want 200 on a kept-alive connection", resp.StatusCode, resp.Close)
 	}
 	took := closedWithin(t, c, idleFrom, 10*time.Second)
-	if took < timeout*8/10 {
+	// The server's idle clock starts as it finishes the answer, a little
+	// before this client has read it; half the timeout leaves room for a
+	// slow machine.
+	if took < timeout/2 {
 		t.Errorf("an idle connection closed after %s, before IDLE_TIMEOUT=%s", took, timeout)
 	}
 }
@@ -146,7 +149,7 @@ func TestWriteTimeoutFreesWhatAStalledDownloadHeld(t *testing.T) {
 		}
 		fetched <- err
 	})
-	const timeout = 500 * time.Millisecond
+	const timeout = 2 * time.Second
 	p := startLive(t, up, map[string]string{"WRITE_TIMEOUT": timeout.String(), "MAX_CONCURRENT": "1"})
 	c := dialProxy(t, p)
 	if _, err := fmt.Fprintf(c, "GET /api/image?url=%s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", url.QueryEscape(up.URL+"/delivery/huge.png")); err != nil {
