@@ -239,3 +239,22 @@ func TestLiveUpstreamTimeout(t *testing.T) {
 		t.Fatalf("slow upstream: %d %s", resp.StatusCode, body)
 	}
 }
+
+// bfl-api.md: finetuning and finetuned inference are regional, and BFL
+// documents the global host as unsuitable for them. Pointing the proxy
+// there would only show up later, as a training or a model that is not
+// found, so start-up says so.
+func TestBannerWarnsAboutTheGlobalHost(t *testing.T) {
+	for url, warn := range map[string]bool{
+		"https://api.bfl.ai":     true,
+		"https://api.bfl.ai/":    true,
+		"https://api.us1.bfl.ai": false,
+		"https://api.eu.bfl.ai":  false,
+	} {
+		p := start(t, map[string]string{"BFL_API_KEY": testKey, "BFL_API_URL": url})
+		out := p.stdout.String()
+		if got := strings.Contains(out, "regional"); got != warn {
+			t.Errorf("BFL_API_URL=%s: warning shown %v, want %v:\n%s", url, got, warn, out)
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"strings"
 )
 
 // Run serves until ctx is done, then lets in-flight requests finish within
@@ -82,6 +83,11 @@ func (s *server) banner(w io.Writer, addr net.Addr) {
 		fmt.Fprintln(w, "FluxForge proxy: live mode")
 	}
 	fmt.Fprintf(w, "upstream: %s\n", s.upstreamHost)
+	if !s.cfg.Simulated() && strings.EqualFold(s.upstream.Hostname(), "api.bfl.ai") {
+		// Finetunes live in the region that trained them; BFL documents the
+		// global host as unsuitable for training and finetuned generation.
+		fmt.Fprintln(w, "note: api.bfl.ai is BFL's global host; finetuning needs a regional one, such as https://api.us1.bfl.ai or https://api.eu1.bfl.ai")
+	}
 	if s.site.missing != "" {
 		fmt.Fprintf(w, "site: %s\n", s.site.missing)
 	}
