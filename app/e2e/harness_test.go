@@ -282,19 +282,30 @@ func (b *Browser) WaitText(t *testing.T, sel chromedp.CSS, want string) string {
 	}
 }
 
-// WaitTrue polls a JavaScript condition until it is true.
+// WaitTrue polls a JavaScript condition until it is true. A condition that
+// throws counts as not yet true: most read an element the page may not have
+// drawn yet (null.checked). If it never holds, the failure shows what the
+// condition last gave, its exception included.
 func (b *Browser) WaitTrue(t *testing.T, expr string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(b.Ctx, StepTimeout)
 	defer cancel()
-	_, err := chromedp.Run(ctx, chromedp.Poll[bool](expr,
+	tolerant := "(async () => { try { return !!(await (" + expr + ")); } catch (e) { return false; } })()"
+	_, err := chromedp.Run(ctx, chromedp.Poll[bool](tolerant,
 		chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(0)))
-	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("condition never held: %s", expr)
-		}
+	if err == nil {
+		return
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("poll %s: %v", expr, err)
 	}
+	lctx, lcancel := context.WithTimeout(b.Ctx, 5*time.Second)
+	defer lcancel()
+	last, lerr := chromedp.Run(lctx, chromedp.Evaluate[any](expr, chromedp.EvalAwaitPromise))
+	if lerr != nil {
+		t.Fatalf("condition never held: %s\nlast: %v", expr, lerr)
+	}
+	t.Fatalf("condition never held: %s\nlast: %v", expr, last)
 }
 
 // WaitOfflineReady waits until the service worker controls the page and has
@@ -379,4 +390,18 @@ func NextDownload(t *testing.T, downloads <-chan Download) Download {
 		t.Fatalf("no download within %v", StepTimeout)
 		return Download{}
 	}
+}
+
+// TestWaitTrueWaitsForAnElementNotYetDrawn: a condition on an element the
+// page draws later throws until then; WaitTrue must keep waiting, as it
+// failed TestProxyDefaults in CI when the settings page was slow to draw.
+func TestWaitTrueWaitsForAnElementNotYetDrawn(t *testing.T) {
+	b := NewBrowser(t)
+	b.Do(t, chromedp.Navigate("about:blank"))
+	Eval[bool](t, b, `(setTimeout(() => {
+		const box = document.createElement('input');
+		box.type = 'checkbox'; box.id = 'late'; box.checked = true;
+		document.body.append(box);
+	}, 300), true)`)
+	b.WaitTrue(t, `document.querySelector('#late').checked`)
 }
