@@ -291,13 +291,21 @@ func (b *Browser) WaitTrue(t *testing.T, expr string) {
 	ctx, cancel := context.WithTimeout(b.Ctx, StepTimeout)
 	defer cancel()
 	tolerant := "(async () => { try { return !!(await (" + expr + ")); } catch (e) { return false; } })()"
-	_, err := chromedp.Run(ctx, chromedp.Poll[bool](tolerant,
-		chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(0)))
-	if err == nil {
-		return
-	}
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("poll %s: %v", expr, err)
+	for {
+		_, err := chromedp.Run(ctx, chromedp.Poll[bool](tolerant,
+			chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(0)))
+		if err == nil {
+			return
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			break
+		}
+		if !navigatedAway(err) {
+			t.Fatalf("poll %s: %v", expr, err)
+		}
+		// The page navigated while the condition ran (a reload the test
+		// just clicked): ask the new page.
+		time.Sleep(100 * time.Millisecond)
 	}
 	lctx, lcancel := context.WithTimeout(b.Ctx, 5*time.Second)
 	defer lcancel()
@@ -392,6 +400,15 @@ func NextDownload(t *testing.T, downloads <-chan Download) Download {
 	}
 }
 
+// navigatedAway reports a CDP error from a page that was replaced while a
+// script ran in it.
+func navigatedAway(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "Cannot find context with specified id") ||
+		strings.Contains(msg, "Execution context was destroyed") ||
+		strings.Contains(msg, "Inspected target navigated or closed")
+}
+
 // TestWaitTrueWaitsForAnElementNotYetDrawn: a condition on an element the
 // page draws later throws until then; WaitTrue must keep waiting, as it
 // failed TestProxyDefaults in CI when the settings page was slow to draw.
@@ -404,4 +421,15 @@ func TestWaitTrueWaitsForAnElementNotYetDrawn(t *testing.T) {
 		document.body.append(box);
 	}, 300), true)`)
 	b.WaitTrue(t, `document.querySelector('#late').checked`)
+}
+
+// TestWaitTrueOutlastsANavigation: a page replaced while WaitTrue polls it
+// (a reload the test clicked) is not a failure; the wait goes on in the new
+// page, as TestUpdateBanner needs after its reload button.
+func TestWaitTrueOutlastsANavigation(t *testing.T) {
+	p := StartProxy(t, nil)
+	b := NewBrowser(t)
+	b.Do(t, chromedp.Navigate(p.URL+"/healthz"))
+	Eval[bool](t, b, `(setTimeout(() => location.reload(), 300), true)`)
+	b.WaitTrue(t, `performance.getEntriesByType('navigation')[0]?.type === 'reload'`)
 }
