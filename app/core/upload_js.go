@@ -109,8 +109,11 @@ func xhrResult(name string, xhr js.Value, out any) error {
 		Header:     http.Header{},
 		Body:       io.NopCloser(strings.NewReader(xhr.Get("responseText").String())),
 	}
-	if ra := xhr.Call("getResponseHeader", "Retry-After"); ra.Type() == js.TypeString {
-		res.Header.Set("Retry-After", ra.String())
+	// errorFromResponse reads these two headers; an XHR exposes them one by one.
+	for _, h := range []string{"Retry-After", notSentHeader} {
+		if v := xhr.Call("getResponseHeader", h); v.Type() == js.TypeString {
+			res.Header.Set(h, v.String())
+		}
 	}
 	if status/100 != 2 {
 		return errorFromResponse(name, res)

@@ -7,6 +7,7 @@ import (
 	"image/jpeg"
 	"image/png"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -347,4 +348,36 @@ func TestFinetuneEndIsAnnouncedOnAnyTab(t *testing.T) {
 		t.Fatal("the announcement needed the Finetune tab")
 	}
 	b.CheckConsole(t)
+}
+
+// TestFinetuneWithBFLUnreachableSaysNothingWasSent: a live proxy that
+// cannot connect to BFL answers the training submit with a 502 it marks as
+// never sent. The page must say nothing was sent (safe to retry, nothing
+// charged) rather than warn that the submit may have reached BFL, and keep
+// the dataset.
+func TestFinetuneWithBFLUnreachableSaysNothingWasSent(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + ln.Addr().String()
+	_ = ln.Close()
+	p := StartProxy(t, map[string]string{"BFL_API_KEY": "e2e-key", "BFL_API_URL": closed})
+	b := NewBrowser(t)
+	openFinetune(t, b, p.URL)
+	addFiles(t, b, threePhotos(t))
+	b.WaitText(t, "#dataset-summary", "3 image(s)")
+	typeInto(t, b, "field-finetune_comment", "Unreachable")
+	b.WaitTrue(t, `!document.getElementById('start-training').disabled`)
+	b.Do(t, chromedp.Click(chromedp.ID("start-training")))
+	msg := b.WaitText(t, "#start-error", "nothing was sent")
+	if strings.Contains(msg, "may have reached") {
+		t.Errorf("start error %q warns of a submit that never left the proxy", msg)
+	}
+	b.WaitText(t, "#dataset-summary", "3 image(s)")
+	for _, pr := range b.Problems() {
+		if !strings.Contains(pr, "status of 502") { // the browser's own log of the failed calls
+			t.Errorf("console: %s", pr)
+		}
+	}
 }
