@@ -162,11 +162,12 @@ func (s *server) fetchError(w http.ResponseWriter, r *http.Request, u *url.URL, 
 		writeDetail(w, http.StatusBadGateway, fmt.Sprintf("%s redirected elsewhere: %v", u.Host, err))
 	case r.Context().Err() != nil:
 		w.WriteHeader(499)
-	case errors.As(err, new(*connectError)) && isTimeout(err):
-		writeDetail(w, http.StatusGatewayTimeout, fmt.Sprintf("could not connect to %s within CONNECT_TIMEOUT=%s", u.Host, s.cfg.ConnectTimeout))
 	case errors.As(err, new(*connectError)):
-		s.log.Warn("fetch failed", "host", u.Host, "error", err.Error())
-		writeDetail(w, http.StatusBadGateway, fmt.Sprintf("could not reach %s: %s", u.Host, reason(err)))
+		if !isTimeout(err) {
+			s.log.Warn("fetch failed", "host", u.Host, "error", err.Error())
+		}
+		status, detail := s.connectFailure(u.Host, err)
+		writeDetail(w, status, detail)
 	case isTimeout(err):
 		writeDetail(w, http.StatusGatewayTimeout, fmt.Sprintf("%s did not answer within UPSTREAM_TIMEOUT=%s", u.Host, s.cfg.UpstreamTimeout))
 	default:

@@ -170,14 +170,13 @@ func (s *server) upstreamError(w http.ResponseWriter, r *http.Request, err error
 	case r.Context().Err() != nil:
 		// The client left; nobody reads this answer, the log line records it.
 		w.WriteHeader(499)
-	case errors.As(err, new(*connectError)) && isTimeout(err):
-		w.Header().Set(notSentHeader, "true")
-		writeDetail(w, http.StatusGatewayTimeout, fmt.Sprintf("could not connect to BFL (%s) within CONNECT_TIMEOUT=%s; nothing was sent",
-			s.upstreamHost, s.cfg.ConnectTimeout))
 	case errors.As(err, new(*connectError)):
-		s.log.Warn("upstream unreachable", "host", s.upstreamHost, "error", err.Error())
+		if !isTimeout(err) {
+			s.log.Warn("upstream unreachable", "host", s.upstreamHost, "error", err.Error())
+		}
 		w.Header().Set(notSentHeader, "true")
-		writeDetail(w, http.StatusBadGateway, fmt.Sprintf("could not reach BFL (%s): %s; nothing was sent", s.upstreamHost, reason(err)))
+		status, detail := s.connectFailure("BFL ("+s.upstreamHost+")", err)
+		writeDetail(w, status, detail+"; nothing was sent")
 	case errors.Is(err, errHeadTooLarge):
 		writeDetail(w, http.StatusBadGateway, fmt.Sprintf("BFL (%s) sent an answer whose head is over this proxy's MAX_HEADER_KB=%d%s",
 			s.upstreamHost, s.cfg.MaxHeaderKB, mayHaveArrived(r)))
@@ -188,6 +187,16 @@ func (s *server) upstreamError(w http.ResponseWriter, r *http.Request, err error
 		s.log.Warn("upstream failed", "host", s.upstreamHost, "error", err.Error())
 		writeDetail(w, http.StatusBadGateway, fmt.Sprintf("the connection to BFL (%s) failed%s", s.upstreamHost, mayHaveArrived(r)))
 	}
+}
+
+// connectFailure describes a request that failed before it had a
+// connection to host (a *connectError): 504 naming CONNECT_TIMEOUT, or 502
+// with the reason.
+func (s *server) connectFailure(host string, err error) (status int, detail string) {
+	if isTimeout(err) {
+		return http.StatusGatewayTimeout, fmt.Sprintf("could not connect to %s within CONNECT_TIMEOUT=%s", host, s.cfg.ConnectTimeout)
+	}
+	return http.StatusBadGateway, fmt.Sprintf("could not reach %s: %s", host, reason(err))
 }
 
 // clientBody notes when the client's body stopped arriving within
