@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -148,4 +150,20 @@ func do(t *testing.T, method, url string, body io.Reader, hdr http.Header) (*htt
 		t.Fatalf("%s %s: reading body: %v", method, url, err)
 	}
 	return resp, string(b)
+}
+
+// dialProxy opens a raw connection to the proxy, for tests that must send
+// less than a whole request or stop reading.
+func dialProxy(t *testing.T, p *running) net.Conn {
+	t.Helper()
+	u, err := url.Parse(p.base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
 }

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -45,11 +44,7 @@ func TestOverCapBodyNeverReachesUpstream(t *testing.T) {
 func TestOverCapAnswersBeforeTheBodyIsSent(t *testing.T) {
 	up := newFakeBFL(t)
 	p := startLive(t, up, map[string]string{"MAX_BODY_MB": "1"})
-	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(p.base, "http://"), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dialProxy(t, p)
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
 	fmt.Fprintf(conn, "POST /api/v1/finetune HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n", 300<<20)
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)

@@ -14,22 +14,6 @@ import (
 	"time"
 )
 
-// dialProxy opens a raw connection to the proxy, for tests that must send
-// less than a whole request or stop reading.
-func dialProxy(t *testing.T, p *running) net.Conn {
-	t.Helper()
-	u, err := url.Parse(p.base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return c
-}
-
 // closedWithin reads c until the proxy closes it and returns how long
 // that took from since; it fails the test if c is still open after limit.
 func closedWithin(t *testing.T, c net.Conn, since time.Time, limit time.Duration) time.Duration {
