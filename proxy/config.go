@@ -264,11 +264,3 @@ func explainEnvError(err error) error {
 	}
 	return fmt.Errorf("%w: %w", ErrConfig, err)
 }
-
-// upstreamHost is what the banner and /healthz show.
-func (c *Config) upstreamHost() string {
-	if c.Simulated() {
-		return sim.APIHost
-	}
-	return c.upstream.Host
-}
