@@ -45,11 +45,19 @@ func upload(base string) uploadResult {
 	return uploadResult{status: resp.StatusCode, received: answer.Received, err: err}
 }
 
+// stopped is what a stop during an upload left: what the client learnt,
+// what the upstream received, Run's result and how long Run took to return
+// after the cancel.
+type stopped struct {
+	client   uploadResult
+	received int64
+	runErr   error
+	took     time.Duration
+}
+
 // stopMidUpload starts a 100 MB upload through a live proxy to a slow
-// upstream, cancels Run's context once 10 MB have arrived, and returns what
-// the client learnt, what the upstream received, Run's result and how long
-// Run took to return after the cancel.
-func stopMidUpload(t *testing.T, shutdownTimeout time.Duration) (uploadResult, int64, error, time.Duration) {
+// upstream and cancels Run's context once 10 MB have arrived.
+func stopMidUpload(t *testing.T, shutdownTimeout time.Duration) stopped {
 	t.Helper()
 	up, got := slowReader(t)
 	p := startLive(t, &fakeBFL{Server: up}, map[string]string{
@@ -67,7 +75,7 @@ func stopMidUpload(t *testing.T, shutdownTimeout time.Duration) (uploadResult, i
 	if got.Load() >= uploadSize {
 		t.Fatal("the upload ended before the stop: the upstream reads too fast for this test")
 	}
-	stopped := time.Now()
+	stopAt := time.Now()
 	p.stop()
 	var runErr error
 	select {
@@ -78,21 +86,22 @@ func stopMidUpload(t *testing.T, shutdownTimeout time.Duration) (uploadResult, i
 	case <-time.After(shutdownTimeout + 10*time.Second):
 		t.Fatalf("Run did not return within SHUTDOWN_TIMEOUT=%s and 10s", shutdownTimeout)
 	}
-	took := time.Since(stopped)
+	took := time.Since(stopAt)
 	var r uploadResult
 	select {
 	case r = <-res:
 	case <-time.After(30 * time.Second):
 		t.Fatal("the client heard nothing within 30s of Run returning")
 	}
-	return r, got.Load(), runErr, took
+	return stopped{client: r, received: got.Load(), runErr: runErr, took: took}
 }
 
 // A stop during an upload lets it finish: the upstream gets every byte, the
 // client its answer, and Run returns nil within SHUTDOWN_TIMEOUT.
 func TestStopDuringUploadLetsItFinish(t *testing.T) {
 	const limit = 60 * time.Second
-	r, received, runErr, took := stopMidUpload(t, limit)
+	st := stopMidUpload(t, limit)
+	r, received, runErr, took := st.client, st.received, st.runErr, st.took
 	t.Logf("Run returned %v after %v; client: status %d, error %v; upstream received %d bytes",
 		runErr, took.Round(time.Millisecond), r.status, r.err, received)
 	if runErr != nil || took > limit {
@@ -108,7 +117,8 @@ func TestStopDuringUploadLetsItFinish(t *testing.T) {
 // learn it: an error, never a success. Run says the requests were cut.
 func TestStopCuttingAnUploadTellsTheClient(t *testing.T) {
 	const limit = 300 * time.Millisecond
-	r, received, runErr, took := stopMidUpload(t, limit)
+	st := stopMidUpload(t, limit)
+	r, received, runErr, took := st.client, st.received, st.runErr, st.took
 	t.Logf("Run returned %v after %v; client: status %d, error %v; upstream received %d bytes",
 		runErr, took.Round(time.Millisecond), r.status, r.err, received)
 	if received >= uploadSize {

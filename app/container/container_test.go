@@ -69,7 +69,8 @@ func TestServicesAreBuiltOnceAndLazily(t *testing.T) {
 	if opens.Load() != 1 {
 		t.Fatalf("storage opened %d times, want 1", opens.Load())
 	}
-	if c.Storage() != st || c.Config() != c.Config() || c.Flags() != c.Flags() {
+	cfg, flags := c.Config(), c.Flags()
+	if c.Storage() != st || c.Config() != cfg || c.Flags() != flags {
 		t.Fatal("an accessor returned a new instance")
 	}
 }
