@@ -381,7 +381,7 @@ func (s *server) copyBody(w http.ResponseWriter, body io.Reader, flush bool, buf
 			return nil
 		case rerr != nil:
 			if !errors.Is(rerr, context.Canceled) {
-				s.log.Warn("upstream answer broke off", "host", s.upstreamHost, "error", rerr.Error())
+				s.log.Warn("upstream answer broke off", "id", requestID(w), "host", s.upstreamHost, "error", rerr.Error())
 			}
 			return fmt.Errorf("reading the answer: %w", rerr)
 		}

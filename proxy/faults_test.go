@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -323,6 +324,80 @@ func TestUpstreamFaults(t *testing.T) {
 	}
 	if strings.Contains(p.logsAfterStop(t), testKey) {
 		t.Error("the key is in the proxy's log")
+	}
+}
+
+// TestWarningsNameTheRequest checks that the warnings logged for a failed
+// request carry the id its answer gave the client, which the PWA shows with
+// the error: the operator finds what went wrong from what the user saw.
+func TestWarningsNameTheRequest(t *testing.T) {
+	var posts atomic.Int64
+	up := faultyUpstream(t, &posts)
+	faulty := startLive(t, &fakeBFL{Server: up}, map[string]string{"UPSTREAM_TIMEOUT": faultTimeout.String()})
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	unreachable := startLive(t, &fakeBFL{Server: closed}, nil)
+
+	ids := map[string]string{} // request id -> what the request was
+	for _, tc := range []struct {
+		p     *running
+		up    string
+		fault string
+		paths []string
+	}{
+		// "upstream failed" and "fetch failed" after a connection
+		{faulty, up.URL, "reset-before-head", []string{"POST", "GET", "poll", "image"}},
+		// "upstream answer broke off": a chunked answer's head is flushed
+		// before its body breaks, so the client has the id
+		{faulty, up.URL, "reset-chunked", []string{"GET"}},
+		// "upstream unreachable" and "fetch failed" before any connection
+		{unreachable, closed.URL, "none", []string{"POST", "GET", "poll"}},
+	} {
+		for _, path := range faultPaths {
+			if !slices.Contains(tc.paths, path.name) {
+				continue
+			}
+			what := tc.fault + " " + path.name
+			req, err := path.req(tc.p.base, tc.up, tc.fault)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.DefaultTransport.RoundTrip(req)
+			if err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			id := resp.Header.Get("X-Request-Id")
+			if id == "" {
+				t.Fatalf("%s: %d without an X-Request-Id", what, resp.StatusCode)
+			}
+			ids[id] = what
+		}
+	}
+
+	warned := map[string]bool{}
+	for line := range strings.Lines(faulty.logsAfterStop(t) + unreachable.logsAfterStop(t)) {
+		var rec struct{ Level, Msg, ID string }
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		// ReverseProxy's own messages know no request; the request line
+		// of a cut answer carries its id whatever else is logged.
+		if rec.Level != "WARN" || strings.HasPrefix(rec.Msg, "httputil: ") {
+			continue
+		}
+		if rec.ID == "" {
+			t.Errorf("a warning without a request id: %s", line)
+		}
+		if rec.Msg != "request" {
+			warned[rec.ID] = true
+		}
+	}
+	for id, what := range ids {
+		if !warned[id] {
+			t.Errorf("%s: no warning carries its request id %s", what, id)
+		}
 	}
 }
 

@@ -164,14 +164,14 @@ func (s *server) fetchError(w http.ResponseWriter, r *http.Request, u *url.URL, 
 		w.WriteHeader(499)
 	case errors.As(err, new(*connectError)):
 		if !isTimeout(err) {
-			s.log.Warn("fetch failed", "host", u.Host, "error", err.Error())
+			s.log.Warn("fetch failed", "id", requestID(w), "host", u.Host, "error", err.Error())
 		}
 		status, detail := s.connectFailure(u.Host, err)
 		writeDetail(w, status, detail)
 	case isTimeout(err):
 		writeDetail(w, http.StatusGatewayTimeout, fmt.Sprintf("%s did not answer within UPSTREAM_TIMEOUT=%s", u.Host, s.cfg.UpstreamTimeout))
 	default:
-		s.log.Warn("fetch failed", "host", u.Host, "error", err.Error())
+		s.log.Warn("fetch failed", "id", requestID(w), "host", u.Host, "error", err.Error())
 		writeDetail(w, http.StatusBadGateway, fmt.Sprintf("the connection to %s failed", u.Host))
 	}
 }

@@ -36,6 +36,20 @@ func noteTarget(w http.ResponseWriter, host string) {
 	}
 }
 
+// requestIDHeader carries the id logRequests gives a request. The PWA shows
+// it with an error from the server side, so whoever runs the proxy can find
+// the request's log lines; app/core reads the same name.
+const requestIDHeader = "X-Request-Id"
+
+// requestID is the id logRequests gave the request w answers, for the
+// warnings logged on its way.
+func requestID(w http.ResponseWriter) string {
+	if v := w.Header()[requestIDHeader]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
 // logRequests gives every request an id (returned as X-Request-Id) and logs
 // one line when it ends: id, method, path without query, status, bytes and
 // duration. A handler that aborts its response still gets its line.
@@ -49,7 +63,7 @@ func (s *server) logRequests(next http.Handler) http.Handler {
 		start := time.Now()
 		var b [32]byte
 		id := string(strconv.AppendUint(append(append(b[:0], prefix...), '-'), seq.Add(1), 36))
-		w.Header()["X-Request-Id"] = []string{id}
+		w.Header()[requestIDHeader] = []string{id}
 		rw := &recorder{ResponseWriter: w}
 		defer func() {
 			level := slog.LevelInfo
@@ -244,7 +258,7 @@ func newCORS(origins []string) *cors.Cors {
 		AllowedOrigins: origins,
 		AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodHead},
 		AllowedHeaders: []string{"Authorization", "Content-Type"},
-		ExposedHeaders: []string{"X-Request-Id", "Retry-After", notSentHeader},
+		ExposedHeaders: []string{requestIDHeader, "Retry-After", notSentHeader},
 		MaxAge:         600,
 	})
 }

@@ -172,7 +172,7 @@ func (s *server) upstreamError(w http.ResponseWriter, r *http.Request, err error
 		w.WriteHeader(499)
 	case errors.As(err, new(*connectError)):
 		if !isTimeout(err) {
-			s.log.Warn("upstream unreachable", "host", s.upstreamHost, "error", err.Error())
+			s.log.Warn("upstream unreachable", "id", requestID(w), "host", s.upstreamHost, "error", err.Error())
 		}
 		w.Header().Set(notSentHeader, "true")
 		status, detail := s.connectFailure("BFL ("+s.upstreamHost+")", err)
@@ -184,7 +184,7 @@ func (s *server) upstreamError(w http.ResponseWriter, r *http.Request, err error
 		writeDetail(w, http.StatusGatewayTimeout, fmt.Sprintf("BFL (%s) did not answer within UPSTREAM_TIMEOUT=%s%s",
 			s.upstreamHost, s.cfg.UpstreamTimeout, mayHaveArrived(r)))
 	default:
-		s.log.Warn("upstream failed", "host", s.upstreamHost, "error", err.Error())
+		s.log.Warn("upstream failed", "id", requestID(w), "host", s.upstreamHost, "error", err.Error())
 		writeDetail(w, http.StatusBadGateway, fmt.Sprintf("the connection to BFL (%s) failed%s", s.upstreamHost, mayHaveArrived(r)))
 	}
 }
