@@ -163,7 +163,7 @@ func unsureSubmit(err error) error {
 		return err
 	}
 	if (ae.Status == 0 && errors.Is(ae.Err, errNetwork)) || ae.Status == http.StatusBadGateway || ae.Status == http.StatusGatewayTimeout || ae.Status/100 == 2 {
-		ae.Message = "The submit may have reached BFL, but no complete answer came back: check your credits and tasks before sending it again."
+		ae.Message = withReference("The submit may have reached BFL, but no complete answer came back: check your credits and tasks before sending it again.", ae.RequestID)
 	}
 	return err
 }
@@ -391,6 +391,19 @@ func isTimeout(err error) bool {
 // never reached BFL (proxy/upstream.go sets it).
 const notSentHeader = "X-Not-Sent"
 
+// requestIDHeader names the proxy's id for a request (proxy/middleware.go).
+const requestIDHeader = "X-Request-Id"
+
+// withReference ends the message of a failure on the server side with the
+// proxy's id for the request: the user can pass it on, and whoever runs
+// the proxy finds the request's log lines, which say what went wrong.
+func withReference(msg, requestID string) string {
+	if requestID == "" {
+		return msg
+	}
+	return msg + " Proxy log reference: " + requestID + "."
+}
+
 // errorFromResponse turns a non-2xx answer into an *APIError with a message
 // that says what the user can do about it.
 func errorFromResponse(name string, res *http.Response) *APIError {
@@ -402,6 +415,7 @@ func errorFromResponse(name string, res *http.Response) *APIError {
 		Detail:     detail,
 		RetryAfter: parseRetryAfter(res.Header.Get("Retry-After"), time.Now()),
 		NotSent:    res.Header.Get(notSentHeader) == "true",
+		RequestID:  res.Header.Get(requestIDHeader),
 		Err:        detail,
 	}
 	switch s := res.StatusCode; {
@@ -430,9 +444,9 @@ func errorFromResponse(name string, res *http.Response) *APIError {
 	case s == http.StatusTooManyRequests:
 		e.Message = "Too many tasks are running: wait for some to finish, then try again."
 	case s >= 500 && e.NotSent:
-		e.Message = "The proxy could not reach BFL, so nothing was sent: try again in a minute."
+		e.Message = withReference("The proxy could not reach BFL, so nothing was sent: try again in a minute.", e.RequestID)
 	case s >= 500:
-		e.Message = fmt.Sprintf("BFL or the proxy is having trouble (HTTP %d): try again in a minute.", s)
+		e.Message = withReference(fmt.Sprintf("BFL or the proxy is having trouble (HTTP %d): try again in a minute.", s), e.RequestID)
 	default:
 		e.Message = "The request was refused: " + detailText(detail, http.StatusText(s))
 	}

@@ -34,8 +34,11 @@ type APIError struct {
 	// NotSent is the proxy's word that the request never reached BFL (it
 	// could not connect, or the upload stalled): a submit is safe to resend.
 	NotSent bool
-	Detail  *bfl.Error // the decoded error body, nil without one
-	Err     error
+	// RequestID is the proxy's id for the request (X-Request-Id), which its
+	// log lines carry; "" when no answer came.
+	RequestID string
+	Detail    *bfl.Error // the decoded error body, nil without one
+	Err       error
 }
 
 func (e *APIError) Error() string {

@@ -290,14 +290,21 @@ func asAPIError(t *testing.T, err error) *APIError {
 // returns its base URL; it stops, and is waited for, when the test ends.
 func startLiveProxy(t *testing.T, upstream string, upstreamTimeout time.Duration) string {
 	t.Helper()
+	base, _ := startLiveProxyLogged(t, upstream, upstreamTimeout)
+	return base
+}
+
+// startLiveProxyLogged is startLiveProxy that also gives the proxy's log.
+func startLiveProxyLogged(t *testing.T, upstream string, upstreamTimeout time.Duration) (string, *lockedBuffer) {
+	t.Helper()
 	vars := map[string]string{
 		"BFL_API_KEY": "faults-test-key", "BFL_API_URL": upstream, "ADDR": "127.0.0.1:0",
 		"SITE_DIR": t.TempDir(), "UPSTREAM_TIMEOUT": upstreamTimeout.String(),
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &lockedBuffer{}
+	out, logs := &lockedBuffer{}, &lockedBuffer{}
 	done := make(chan error, 1)
-	go func() { done <- proxy.Run(ctx, func(k string) string { return vars[k] }, out, io.Discard) }()
+	go func() { done <- proxy.Run(ctx, func(k string) string { return vars[k] }, out, logs) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -312,7 +319,7 @@ func startLiveProxy(t *testing.T, upstream string, upstreamTimeout time.Duration
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 		if _, after, ok := strings.Cut(out.String(), "listening on "); ok {
 			base, _, _ := strings.Cut(after, "\n")
-			return base
+			return base, logs
 		}
 		select {
 		case err := <-done:
@@ -322,7 +329,7 @@ func startLiveProxy(t *testing.T, upstream string, upstreamTimeout time.Duration
 		}
 	}
 	t.Fatalf("proxy printed no address within 10s:\n%s", out)
-	return ""
+	return "", nil
 }
 
 type lockedBuffer struct {
@@ -398,4 +405,58 @@ func TestSubmitThatTheProxyCouldNotSendSaysNothingWasSent(t *testing.T) {
 	if ae.Status != http.StatusBadGateway || !ae.NotSent || strings.Contains(ae.Message, unsure) || !strings.Contains(ae.Message, "nothing was sent") {
 		t.Fatalf("err = %v (not sent %v), want a 502 that says nothing was sent", err, ae.NotSent)
 	}
+}
+
+// TestServerSideFailuresNameTheProxyLogLine checks that a failure on the
+// server side tells the user the proxy's id for the request, and that the
+// proxy's warning about it carries that id; a refusal the user can fix
+// alone does not need one.
+func TestServerSideFailuresNameTheProxyLogLine(t *testing.T) {
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	var resets atomic.Bool
+	bfl := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if resets.Load() {
+			c, _, err := http.NewResponseController(w).Hijack()
+			if err == nil {
+				_ = c.Close()
+			}
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnprocessableEntity)
+		_, _ = io.WriteString(w, `{"detail":[{"loc":["body","prompt"],"msg":"Field required","type":"missing"}]}`)
+	}))
+	t.Cleanup(bfl.Close)
+
+	for _, tc := range []struct {
+		name, upstream, warning string
+		resets                  bool
+	}{
+		{"BFL unreachable", closed.URL, "upstream unreachable", false},
+		{"connection reset before an answer", bfl.URL, "upstream failed", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resets.Store(tc.resets)
+			base, logs := startLiveProxyLogged(t, tc.upstream, 10*time.Second)
+			a := NewAPI(APIOptions{BaseURL: base, Timeout: 10 * time.Second})
+			ae := asAPIError(t, a.Post(testCtx(t), "flux-pro-1.1-ultra-finetuned", map[string]any{"prompt": "TOK"}, nil))
+			if ae.RequestID == "" || !strings.Contains(ae.Message, "Proxy log reference: "+ae.RequestID) {
+				t.Fatalf("HTTP %d %q (request id %q): want the message to name the request id", ae.Status, ae.Message, ae.RequestID)
+			}
+			if !strings.Contains(logs.String(), `"msg":"`+tc.warning+`","id":"`+ae.RequestID+`"`) {
+				t.Errorf("no %q warning with id %s in the proxy's log:\n%s", tc.warning, ae.RequestID, logs)
+			}
+		})
+	}
+
+	t.Run("a 422 names its field, no reference", func(t *testing.T) {
+		resets.Store(false)
+		a := NewAPI(APIOptions{BaseURL: startLiveProxy(t, bfl.URL, 10*time.Second), Timeout: 10 * time.Second})
+		ae := asAPIError(t, a.Post(testCtx(t), "flux-pro-1.1-ultra-finetuned", map[string]any{"prompt": "TOK"}, nil))
+		if ae.Status != http.StatusUnprocessableEntity || ae.RequestID == "" || strings.Contains(ae.Message, "reference") {
+			t.Errorf("HTTP %d %q (request id %q): want a 422 whose message has no reference", ae.Status, ae.Message, ae.RequestID)
+		}
+	})
 }

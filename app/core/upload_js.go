@@ -109,8 +109,8 @@ func xhrResult(name string, xhr js.Value, out any) error {
 		Header:     http.Header{},
 		Body:       io.NopCloser(strings.NewReader(xhr.Get("responseText").String())),
 	}
-	// errorFromResponse reads these two headers; an XHR exposes them one by one.
-	for _, h := range []string{"Retry-After", notSentHeader} {
+	// errorFromResponse reads these headers; an XHR exposes them one by one.
+	for _, h := range []string{"Retry-After", notSentHeader, requestIDHeader} {
 		if v := xhr.Call("getResponseHeader", h); v.Type() == js.TypeString {
 			res.Header.Set(h, v.String())
 		}

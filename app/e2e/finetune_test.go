@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -373,6 +374,12 @@ func TestFinetuneWithBFLUnreachableSaysNothingWasSent(t *testing.T) {
 	msg := b.WaitText(t, "#start-error", "nothing was sent")
 	if strings.Contains(msg, "may have reached") {
 		t.Errorf("start error %q warns of a submit that never left the proxy", msg)
+	}
+	// The reference leads whoever runs the proxy to the cause in its log.
+	if m := regexp.MustCompile(`Proxy log reference: ([\w-]+)`).FindStringSubmatch(msg); m == nil {
+		t.Errorf("start error %q names no proxy log reference", msg)
+	} else if !strings.Contains(p.log.String(), `"msg":"upstream unreachable","id":"`+m[1]+`"`) {
+		t.Errorf("no warning with id %s in the proxy's log:\n%s", m[1], p.log)
 	}
 	b.WaitText(t, "#dataset-summary", "3 image(s)")
 	for _, pr := range b.Problems() {
