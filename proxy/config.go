@@ -33,11 +33,13 @@ type Config struct {
 	// app's requests and BFL's answers carry well under 4 KB; net/http's
 	// 1 MB default would let each open connection pin a megabyte.
 	MaxHeaderKB int `env:"MAX_HEADER_KB" envDefault:"64"`
-	// PollHosts may receive the key (polling_url hosts). DeliveryHosts never
-	// do; *.bfl.ai is among them because sample hosts have moved between
-	// BFL's own domains, and a sample the proxy refuses is an image the user
-	// paid for and loses.
-	PollHosts     []string `env:"POLL_HOSTS" envSeparator:"," envDefault:"*.bfl.ai"`
+	// PollHosts receive the key (polling_url hosts), so they are BFL's API
+	// hosts only: a wider pattern such as *.bfl.ai would also match the
+	// delivery hosts and any other site under BFL's domain. DeliveryHosts
+	// never get the key; *.bfl.ai is among them because sample hosts have
+	// moved between BFL's own domains, and a sample the proxy refuses is an
+	// image the user paid for and loses.
+	PollHosts     []string `env:"POLL_HOSTS" envSeparator:"," envDefault:"api.bfl.ai,api.*.bfl.ai"`
 	DeliveryHosts []string `env:"DELIVERY_HOSTS" envSeparator:"," envDefault:"delivery.*.bfl.ai,*.bfl.ai,bfldeliveryprod.blob.core.windows.net"`
 
 	UpstreamTimeout time.Duration `env:"UPSTREAM_TIMEOUT" envDefault:"60s"`

@@ -33,7 +33,7 @@ func TestConfigDefaults(t *testing.T) {
 		{"ADDR", cfg.Addr, ":8080"},
 		{"MAX_BODY_MB", cfg.MaxBodyMB, int64(256)},
 		{"MAX_IMAGE_MB", cfg.MaxImageMB, int64(64)},
-		{"POLL_HOSTS", strings.Join(cfg.PollHosts, ","), "*.bfl.ai"},
+		{"POLL_HOSTS", strings.Join(cfg.PollHosts, ","), "api.bfl.ai,api.*.bfl.ai"},
 		{"DELIVERY_HOSTS", strings.Join(cfg.DeliveryHosts, ","), "delivery.*.bfl.ai,*.bfl.ai,bfldeliveryprod.blob.core.windows.net"},
 		{"UPSTREAM_TIMEOUT", cfg.UpstreamTimeout, 60 * time.Second},
 		{"READ_TIMEOUT", cfg.ReadTimeout, 10 * time.Minute},

@@ -1,11 +1,15 @@
 package proxy
 
 import (
+	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -179,5 +183,56 @@ func TestDialGuard(t *testing.T) {
 	}
 	if err := dialGuard(&url.URL{Scheme: "https", Host: "api.us1.bfl.ai"})("tcp", "127.0.0.1:443", nil); err == nil {
 		t.Error("a public upstream must not open loopback")
+	}
+}
+
+// keyRecorder stands in for the network: it records the host and x-key of
+// every request that would have left the machine.
+type keyRecorder struct {
+	mu   sync.Mutex
+	sent map[string]string // host -> x-key
+}
+
+func (k *keyRecorder) RoundTrip(r *http.Request) (*http.Response, error) {
+	k.mu.Lock()
+	k.sent[r.URL.Host] = r.Header.Get("X-Key")
+	k.mu.Unlock()
+	return &http.Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {"application/json"}},
+		Body: io.NopCloser(strings.NewReader(`{"status":"Pending"}`)), Request: r}, nil
+}
+
+// With the default lists, a polling URL carries the key to BFL's API hosts
+// and to nothing else under its domain: not a delivery host, not another
+// site. Each refusal happens before a request is made.
+func TestDefaultPollHostsSendTheKeyToAPIHostsOnly(t *testing.T) {
+	cfg, err := loadConfig(getenv(map[string]string{"BFL_API_KEY": testKey}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := newServer(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.close)
+	rec := &keyRecorder{sent: map[string]string{}}
+	s.pollC.Transport = rec
+	h := s.routes()
+
+	for host, wantKey := range map[string]bool{
+		"api.us1.bfl.ai": true, "api.eu4.bfl.ai": true, "api.us.bfl.ai": true, "api.bfl.ai": true,
+		"delivery.us1.bfl.ai": false, "delivery.eu1.bfl.ai": false, "docs.bfl.ai": false, "bfl.ai": false,
+		"bfldeliveryprod.blob.core.windows.net": false, "api.us1.bfl.ai.example.com": false,
+	} {
+		poll := "https://" + host + "/v1/get_result?id=task-1"
+		req := httptest.NewRequest(http.MethodGet, "http://localhost/api/poll?url="+url.QueryEscape(poll), nil)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		key, sent := rec.sent[host]
+		switch {
+		case wantKey && (w.Code != http.StatusOK || key != testKey):
+			t.Errorf("%s: %d %s, key sent %v; want the poll forwarded with the key", host, w.Code, w.Body, sent)
+		case !wantKey && (sent || w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), "POLL_HOSTS")):
+			t.Errorf("%s: %d %s, request made %v; want 403 naming POLL_HOSTS and nothing sent", host, w.Code, w.Body, sent)
+		}
 	}
 }
