@@ -107,10 +107,11 @@ func newFastPath(upstream *url.URL, key string, headerTimeout, connectTimeout ti
 // Get sends GET uri (an escaped path and query) with the forwarded subset
 // of the client's headers, and the key. A reused connection that fails
 // before the answer's head (the upstream closed it meanwhile) is retried
-// once on a fresh one, as net/http does for idempotent requests.
+// once on a new connection: when the upstream restarts or sweeps its idle
+// connections, the others in the pool are as dead as the first.
 func (f *fastPath) Get(ctx context.Context, uri string, in http.Header) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
-		c, reused, err := f.conn(ctx)
+		c, reused, err := f.conn(ctx, attempt > 0)
 		if err != nil {
 			return nil, err
 		}
@@ -164,7 +165,9 @@ func appendHeader(b []byte, k, v string) []byte {
 	return append(b, "\r\n"...)
 }
 
-func (f *fastPath) conn(ctx context.Context) (*upConn, bool, error) {
+// conn takes the newest pooled connection, or dials one when the pool is
+// empty or fresh is set.
+func (f *fastPath) conn(ctx context.Context, fresh bool) (*upConn, bool, error) {
 	var stale []*upConn
 	f.mu.Lock()
 	// The oldest connections sit at the front; drop the expired ones.
@@ -174,7 +177,7 @@ func (f *fastPath) conn(ctx context.Context) (*upConn, bool, error) {
 	}
 	stale, f.idle = f.idle[:cut:cut], f.idle[cut:]
 	var c *upConn
-	if n := len(f.idle); n > 0 {
+	if n := len(f.idle); n > 0 && !fresh {
 		c, f.idle = f.idle[n-1], f.idle[:n-1]
 	}
 	f.mu.Unlock()

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -95,6 +96,38 @@ func TestFastPathRetriesAClosedIdleConnection(t *testing.T) {
 	if n := conns.opened.Load(); n != 2 {
 		t.Errorf("connections %d, want 2 (the closed one replaced)", n)
 	}
+}
+
+// After the upstream closed several pooled connections at once (a restart,
+// a load balancer's idle sweep), the retry must not take another of them.
+func TestFastPathRetryDialsAfterSeveralClosedConnections(t *testing.T) {
+	var arrived atomic.Int32
+	gate := make(chan struct{})
+	up, conns := countingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("hold") != "" {
+			// Three requests in flight at once fill the pool with three
+			// connections.
+			if arrived.Add(1) == 3 {
+				close(gate)
+			}
+			<-gate
+		}
+		_, _ = io.WriteString(w, `{"credits":1}`)
+	}, func(s *http.Server) { s.IdleTimeout = 50 * time.Millisecond })
+	p := start(t, map[string]string{"BFL_API_KEY": testKey, "BFL_API_URL": up.URL})
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() { getOK(t, p.base+"/api/v1/credits?hold=1") })
+	}
+	wg.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for conns.closed.Load() < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the upstream closed %d of its 3 idle connections", conns.closed.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	getOK(t, p.base+"/api/v1/credits")
 }
 
 func TestFastPathDoesNotReuseAfterConnectionClose(t *testing.T) {
