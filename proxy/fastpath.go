@@ -41,9 +41,15 @@ type fastPath struct {
 	// it only looks at the method.
 	getReq *http.Request
 
-	mu   sync.Mutex
-	idle []*upConn
-	max  int
+	mu      sync.Mutex
+	idle    []*upConn
+	max     int
+	idleFor time.Duration // idleFor, shorter in tests
+	// sweeper closes connections idle past idleFor while the pool holds
+	// any, so ones the upstream has closed do not sit in CLOSE_WAIT until
+	// the next request; nil when not armed.
+	sweeper *time.Timer
+	closed  bool
 }
 
 type upConn struct {
@@ -84,13 +90,14 @@ func newFastPath(upstream *url.URL, key string, headerTimeout, connectTimeout ti
 		port = map[string]string{"http": "80", "https": "443"}[upstream.Scheme]
 	}
 	f := &fastPath{
-		addr:   net.JoinHostPort(upstream.Hostname(), port),
-		host:   upstream.Host,
-		dialer: &net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second},
-		header: headerTimeout,
-		head:   maxHead,
-		getReq: &http.Request{Method: http.MethodGet},
-		max:    256,
+		addr:    net.JoinHostPort(upstream.Hostname(), port),
+		host:    upstream.Host,
+		dialer:  &net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second},
+		header:  headerTimeout,
+		head:    maxHead,
+		getReq:  &http.Request{Method: http.MethodGet},
+		max:     256,
+		idleFor: idleFor,
 	}
 	if key != "" {
 		f.key = appendHeader(nil, "X-Key", key)
@@ -168,22 +175,14 @@ func appendHeader(b []byte, k, v string) []byte {
 // conn takes the newest pooled connection, or dials one when the pool is
 // empty or fresh is set.
 func (f *fastPath) conn(ctx context.Context, fresh bool) (*upConn, bool, error) {
-	var stale []*upConn
 	f.mu.Lock()
-	// The oldest connections sit at the front; drop the expired ones.
-	cut := 0
-	for cut < len(f.idle) && time.Since(f.idle[cut].since) > idleFor {
-		cut++
-	}
-	stale, f.idle = f.idle[:cut:cut], f.idle[cut:]
+	stale := f.expiredLocked()
 	var c *upConn
 	if n := len(f.idle); n > 0 && !fresh {
 		c, f.idle = f.idle[n-1], f.idle[:n-1]
 	}
 	f.mu.Unlock()
-	for _, s := range stale {
-		_ = s.Close()
-	}
+	closeAll(stale)
 	if c != nil {
 		return c, true, nil
 	}
@@ -207,17 +206,67 @@ func (f *fastPath) conn(ctx context.Context, fresh bool) (*upConn, bool, error) 
 	return uc, false, nil
 }
 
+// expiredLocked takes the connections idle past f.idleFor out of the pool;
+// the oldest sit at the front.
+func (f *fastPath) expiredLocked() []*upConn {
+	cut := 0
+	for cut < len(f.idle) && time.Since(f.idle[cut].since) > f.idleFor {
+		cut++
+	}
+	stale := f.idle[:cut:cut]
+	f.idle = f.idle[cut:]
+	return stale
+}
+
+func closeAll(conns []*upConn) {
+	for _, c := range conns {
+		_ = c.Close()
+	}
+}
+
 func (f *fastPath) put(c *upConn) {
 	c.since = time.Now()
 	f.mu.Lock()
-	if len(f.idle) < f.max {
+	// Bytes past the answer's end mean the upstream broke the framing: the
+	// next answer read there would not be the next request's.
+	if !f.closed && len(f.idle) < f.max && c.br.Buffered() == 0 {
 		f.idle = append(f.idle, c)
 		c = nil
+		if f.sweeper == nil {
+			f.sweeper = time.AfterFunc(f.idleFor, f.sweep)
+		}
 	}
 	f.mu.Unlock()
 	if c != nil {
 		_ = c.Close()
 	}
+}
+
+func (f *fastPath) sweep() {
+	f.mu.Lock()
+	stale := f.expiredLocked()
+	if len(f.idle) > 0 && !f.closed {
+		f.sweeper.Reset(f.idleFor)
+	} else {
+		f.sweeper = nil
+	}
+	f.mu.Unlock()
+	closeAll(stale)
+}
+
+// close closes the pooled connections and pools no more; requests in
+// flight finish on their own connections.
+func (f *fastPath) close() {
+	f.mu.Lock()
+	f.closed = true
+	idle := f.idle
+	f.idle = nil
+	if f.sweeper != nil {
+		f.sweeper.Stop()
+		f.sweeper = nil
+	}
+	f.mu.Unlock()
+	closeAll(idle)
 }
 
 // exchange writes the request and reads the response head; the body is

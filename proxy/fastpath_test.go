@@ -298,3 +298,78 @@ func TestFastPathUpstreamPathPrefix(t *testing.T) {
 		t.Errorf("upstream saw %v", g)
 	}
 }
+
+// Pooled connections close once idle past their time, with no request to
+// notice them, so none lingers half-closed after the upstream dropped it.
+func TestFastPathClosesIdleConnectionsUnasked(t *testing.T) {
+	up, conns := countingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, `{"credits":1}`)
+	}, nil)
+	u, _ := url.Parse(up.URL)
+	f := newFastPath(u, testKey, 5*time.Second, 5*time.Second, 64<<10)
+	t.Cleanup(f.close)
+	f.idleFor = 100 * time.Millisecond
+	for range 2 {
+		resp, err := f.Get(t.Context(), "/v1/credits", http.Header{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for conns.closed.Load() < conns.opened.Load() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d upstream connections still open 5 s after going idle for 100 ms",
+				conns.opened.Load()-conns.closed.Load(), conns.opened.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Stopping the proxy closes its idle connections upstream, on the fast path
+// and on both transports.
+func TestUpstreamConnectionsCloseWithTheProxy(t *testing.T) {
+	up, conns := countingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		_, _ = io.WriteString(w, `{"credits":1}`)
+	}, nil)
+	p := start(t, map[string]string{"BFL_API_KEY": testKey, "BFL_API_URL": up.URL})
+	getOK(t, p.base+"/api/v1/credits")
+	do(t, "POST", p.base+"/api/v1/delete_finetune", strings.NewReader(`{"finetune_id":"x"}`), http.Header{"Content-Type": {"application/json"}})
+	getOK(t, p.base+"/api/poll?url="+url.QueryEscape(up.URL+"/v1/get_result?id=1"))
+	if n := conns.opened.Load(); n != 3 {
+		t.Fatalf("%d upstream connections, want 3 (fast path, API transport, fetch transport)", n)
+	}
+	p.stopAndWait(t)
+	deadline := time.Now().Add(5 * time.Second)
+	for conns.closed.Load() < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 3 upstream connections closed 5 s after the proxy stopped", conns.closed.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// An answer followed by bytes it did not announce leaves its connection
+// out of the pool: those bytes must not pass for the next request's answer.
+func TestFastPathDropsAConnectionWithBytesPastTheAnswer(t *testing.T) {
+	up := rawUpstream(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			if _, err := http.ReadRequest(br); err != nil {
+				return
+			}
+			// One write: the answer, then a whole second answer nobody
+			// asked for.
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n{\"ok\":1}"+
+				"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n{\"forged\":1}")
+		}
+	})
+	p := start(t, map[string]string{"BFL_API_KEY": testKey, "BFL_API_URL": up})
+	for i := range 3 {
+		if body := getOK(t, p.base+"/api/v1/credits"); body != `{"ok":1}` {
+			t.Fatalf("request %d got %s", i, body)
+		}
+	}
+}

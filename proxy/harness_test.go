@@ -167,3 +167,28 @@ func dialProxy(t *testing.T, p *running) net.Conn {
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
+
+// rawUpstream is an upstream that speaks plain TCP: serve gets each
+// connection and may break HTTP in ways net/http's server never would. It
+// returns the upstream's http:// URL.
+func rawUpstream(t *testing.T, serve func(net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				serve(c)
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}

@@ -30,6 +30,9 @@ type server struct {
 	bufs         *bufferPool
 	// fast, in live mode, carries catalog GETs without ReverseProxy.
 	fast *fastPath
+	// transports are live mode's net/http transports, whose idle
+	// connections close with the server.
+	transports []*http.Transport
 
 	poll, delivery   *allow.List
 	pollC, deliveryC *http.Client
@@ -75,8 +78,9 @@ func newServer(cfg Config, logger *slog.Logger) (*server, error) {
 	} else {
 		s.upstream = cfg.upstream
 		s.fast = newFastPath(cfg.upstream, cfg.APIKey, cfg.UpstreamTimeout, cfg.ConnectTimeout, cfg.MaxHeaderKB<<10)
-		apiTransport = connectTracked{newTransport(cfg, nil)}
-		fetchTransport = connectTracked{newTransport(cfg, dialGuard(cfg.upstream))}
+		api, fetch := newTransport(cfg, nil), newTransport(cfg, dialGuard(cfg.upstream))
+		s.transports = []*http.Transport{api, fetch}
+		apiTransport, fetchTransport = connectTracked{api}, connectTracked{fetch}
 		origin := []string{cfg.upstreamOrigin()}
 		var err error
 		if s.poll, err = allow.New(cfg.PollHosts, origin); err != nil {
@@ -125,8 +129,17 @@ type endpoint struct {
 	path   string // escaped, on the upstream
 }
 
+// close releases what the server holds once it has stopped serving: files,
+// the simulator, and idle connections upstream, which would otherwise stay
+// open until the process exits.
 func (s *server) close() {
 	s.site.close()
+	if s.fast != nil {
+		s.fast.close()
+	}
+	for _, t := range s.transports {
+		t.CloseIdleConnections()
+	}
 	if s.sim != nil {
 		s.sim.Close()
 	}

@@ -245,35 +245,21 @@ func TestRefusedConnectionSaysNothingWasSent(t *testing.T) {
 // wrote.
 func endlessHead(t *testing.T) (string, <-chan int) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
 	wrote := make(chan int, 8)
-	go func() {
-		for {
-			c, err := ln.Accept()
+	up := rawUpstream(t, func(c net.Conn) {
+		_, _ = c.Read(make([]byte, 4096)) // the request
+		line := []byte("X-Filler: " + strings.Repeat("a", 1000) + "\r\n")
+		n, _ := c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"))
+		for n < 64<<20 {
+			m, err := c.Write(line)
+			n += m
 			if err != nil {
-				return
+				break
 			}
-			go func() {
-				defer c.Close()
-				_, _ = c.Read(make([]byte, 4096)) // the request
-				line := []byte("X-Filler: " + strings.Repeat("a", 1000) + "\r\n")
-				n, _ := c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"))
-				for n < 64<<20 {
-					m, err := c.Write(line)
-					n += m
-					if err != nil {
-						break
-					}
-				}
-				wrote <- n
-			}()
 		}
-	}()
-	return "http://" + ln.Addr().String(), wrote
+		wrote <- n
+	})
+	return up, wrote
 }
 
 func TestAnAnswerHeadOverMaxHeaderKBIsCutOff(t *testing.T) {
