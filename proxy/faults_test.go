@@ -401,6 +401,31 @@ func TestWarningsNameTheRequest(t *testing.T) {
 	}
 }
 
+// A failed fetch of a signed link logs its host and what went wrong, never
+// the link itself: its query is a credential to the image.
+func TestFailedFetchesKeepSignedLinksOutOfTheLog(t *testing.T) {
+	var posts atomic.Int64
+	up := faultyUpstream(t, &posts)
+	p := startLive(t, &fakeBFL{Server: up}, nil)
+	const sig = "sig=s3cret-signature"
+	for _, link := range []string{
+		"/api/image?url=" + url.QueryEscape(up.URL+"/delivery/a.png?fault=reset-before-head&"+sig),
+		"/api/poll?url=" + url.QueryEscape(up.URL+"/v1/get_result?fault=reset-before-head&"+sig),
+	} {
+		resp, body := do(t, "GET", p.base+link, nil, nil)
+		if resp.StatusCode != http.StatusBadGateway || strings.Contains(body, sig) {
+			t.Errorf("%s: %d %s; want a 502 without the signature", link, resp.StatusCode, body)
+		}
+	}
+	logs := p.logsAfterStop(t)
+	if !strings.Contains(logs, `"msg":"fetch failed"`) {
+		t.Fatalf("no fetch failure logged:\n%s", logs)
+	}
+	if strings.Contains(logs, sig) {
+		t.Errorf("a signed link is in the log:\n%s", logs)
+	}
+}
+
 func send(c *http.Client, req *http.Request) outcome {
 	resp, err := c.Do(req)
 	if err != nil {

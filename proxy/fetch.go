@@ -155,25 +155,32 @@ func (s *server) handleImage() http.Handler {
 func (s *server) fetchError(w http.ResponseWriter, r *http.Request, u *url.URL, err error) {
 	switch {
 	case errors.Is(err, errRedirect):
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			err = uerr.Err
-		}
-		writeDetail(w, http.StatusBadGateway, fmt.Sprintf("%s redirected elsewhere: %v", u.Host, err))
+		writeDetail(w, http.StatusBadGateway, fmt.Sprintf("%s redirected elsewhere: %v", u.Host, withoutURL(err)))
 	case r.Context().Err() != nil:
 		w.WriteHeader(499)
 	case errors.As(err, new(*connectError)):
 		if !isTimeout(err) {
-			s.log.Warn("fetch failed", "id", requestID(w), "host", u.Host, "error", err.Error())
+			s.log.Warn("fetch failed", "id", requestID(w), "host", u.Host, "error", withoutURL(err).Error())
 		}
 		status, detail := s.connectFailure(u.Host, err)
 		writeDetail(w, status, detail)
 	case isTimeout(err):
 		writeDetail(w, http.StatusGatewayTimeout, fmt.Sprintf("%s did not answer within UPSTREAM_TIMEOUT=%s", u.Host, s.cfg.UpstreamTimeout))
 	default:
-		s.log.Warn("fetch failed", "id", requestID(w), "host", u.Host, "error", err.Error())
+		s.log.Warn("fetch failed", "id", requestID(w), "host", u.Host, "error", withoutURL(err).Error())
 		writeDetail(w, http.StatusBadGateway, fmt.Sprintf("the connection to %s failed", u.Host))
 	}
+}
+
+// withoutURL is the error net/http's client wraps in a *url.Error, whose
+// message repeats the whole URL: a signed image link would put its
+// signature in the log.
+func withoutURL(err error) error {
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		return uerr.Err
+	}
+	return err
 }
 
 func copyHeaders(dst, src http.Header, keys ...string) {
