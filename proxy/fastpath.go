@@ -404,7 +404,7 @@ func (s *server) forwardGet(w http.ResponseWriter, r *http.Request, uri string) 
 	defer s.bufs.put(buf)
 	// An answer of unknown length may be a stream: each part goes out as
 	// it arrives.
-	if err := s.copyBody(w, resp.Body, resp.ContentLength < 0, *buf); err != nil {
+	if err := s.copyBody(w, r, resp.Body, resp.ContentLength < 0, *buf); err != nil {
 		// Headers are gone; only a cut connection tells the client the
 		// answer is incomplete.
 		panic(http.ErrAbortHandler)
@@ -414,7 +414,7 @@ func (s *server) forwardGet(w http.ResponseWriter, r *http.Request, uri string) 
 	}
 }
 
-func (s *server) copyBody(w http.ResponseWriter, body io.Reader, flush bool, buf []byte) error {
+func (s *server) copyBody(w http.ResponseWriter, r *http.Request, body io.Reader, flush bool, buf []byte) error {
 	rc := http.NewResponseController(w)
 	for {
 		n, rerr := body.Read(buf)
@@ -432,7 +432,10 @@ func (s *server) copyBody(w http.ResponseWriter, body io.Reader, flush bool, buf
 		case rerr == io.EOF:
 			return nil
 		case rerr != nil:
-			if !errors.Is(rerr, context.Canceled) {
+			// A client that left cancels the request, whose hook cuts the
+			// upstream read with a past deadline: that is not the upstream's
+			// doing.
+			if r.Context().Err() == nil {
 				s.log.Warn("upstream answer broke off", "id", requestID(w), "host", s.upstreamHost, "error", rerr.Error())
 			}
 			return fmt.Errorf("reading the answer: %w", rerr)

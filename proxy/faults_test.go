@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -423,6 +424,36 @@ func TestFailedFetchesKeepSignedLinksOutOfTheLog(t *testing.T) {
 	}
 	if strings.Contains(logs, sig) {
 		t.Errorf("a signed link is in the log:\n%s", logs)
+	}
+}
+
+// A client that hangs up while an answer streams is not an upstream fault:
+// the request line records it, and no warning blames BFL.
+func TestClientLeavingMidAnswerIsNotBlamedOnBFL(t *testing.T) {
+	release := make(chan struct{})
+	up := rawUpstream(t, func(c net.Conn) {
+		_, _ = c.Read(make([]byte, 4096)) // the request
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n")
+		<-release // the rest never comes while the test runs
+	})
+	t.Cleanup(func() { close(release) })
+	p := start(t, map[string]string{"BFL_API_KEY": testKey, "BFL_API_URL": up})
+	c := dialProxy(t, p)
+	_, _ = io.WriteString(c, "GET /api/v1/credits HTTP/1.1\r\nHost: localhost\r\n\r\n")
+	got, err := bufio.NewReader(c).ReadString('}')
+	if err != nil || !strings.Contains(got, "200 OK") {
+		t.Fatalf("before hanging up, the client read %q (%v)", got, err)
+	}
+	_ = c.Close()
+	var logs string
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logs, `"path":"/api/v1/credits"`); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no request line 5 s after the client left:\n%s", logs)
+		}
+		logs = p.logs.String()
+	}
+	if strings.Contains(logs, "upstream answer broke off") {
+		t.Errorf("the client's hang-up was logged as BFL's fault:\n%s", logs)
 	}
 }
 
