@@ -83,7 +83,7 @@ func TestCORS(t *testing.T) {
 			// The PWA reads these from an error answer; a browser hides
 			// any header a cross-origin page is not told it may read.
 			if expose := resp.Header.Get("Access-Control-Expose-Headers"); c.allow && path != "/healthz" {
-				for _, h := range []string{"Retry-After", notSentHeader} {
+				for _, h := range []string{"Retry-After", notSentHeader, requestIDHeader} {
 					if !strings.Contains(expose, h) {
 						t.Errorf("GET %s: %s not exposed (%q)", path, h, expose)
 					}
@@ -94,6 +94,19 @@ func TestCORS(t *testing.T) {
 	resp, _ := do(t, "GET", p.base+"/", nil, http.Header{"Origin": {"https://app.example.com"}})
 	if resp.Header.Get("Access-Control-Allow-Origin") != "" {
 		t.Error("the site itself should not carry CORS headers")
+	}
+}
+
+// An origin listed as people write it (capitals, the default port) is the
+// one browsers send, to the origin guard as to CORS.
+func TestCORSOriginsAsWritten(t *testing.T) {
+	up := newFakeBFL(t)
+	p := startLive(t, up, map[string]string{"CORS_ORIGINS": "https://App.Example.com:443/,HTTP://LOCALHOST:80", "PROXY_TOKEN": "tok"})
+	for _, origin := range []string{"https://app.example.com", "http://localhost"} {
+		resp, body := do(t, "GET", p.base+"/api/v1/credits", nil, http.Header{"Origin": {origin}, "Authorization": {"Bearer tok"}})
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Access-Control-Allow-Origin") != origin {
+			t.Errorf("GET from %s: %d %s, ACAO %q; want it allowed", origin, resp.StatusCode, body, resp.Header.Get("Access-Control-Allow-Origin"))
+		}
 	}
 }
 

@@ -140,8 +140,16 @@ func (c *Config) check() error {
 		if err != nil || (ou.Scheme != "https" && ou.Scheme != "http") || ou.Host == "" || (ou.Path != "" && ou.Path != "/") || ou.User != nil || ou.RawQuery != "" {
 			return configError("CORS_ORIGINS", "%q is not an origin like https://app.example.com (scheme and host only)", o)
 		}
-		// Browsers send the origin without a trailing slash; compare that.
-		c.Origins[i] = ou.Scheme + "://" + ou.Host
+		// Compare with what browsers send: no trailing slash, the host in
+		// lower case, no default port.
+		host := strings.ToLower(ou.Host)
+		if p := ou.Port(); (ou.Scheme == "https" && p == "443") || (ou.Scheme == "http" && p == "80") {
+			host = strings.ToLower(ou.Hostname())
+			if strings.Contains(host, ":") {
+				host = "[" + host + "]"
+			}
+		}
+		c.Origins[i] = ou.Scheme + "://" + host
 	}
 	for name, v := range map[string]int64{"MAX_BODY_MB": c.MaxBodyMB, "MAX_IMAGE_MB": c.MaxImageMB} {
 		if v < 1 || v > 1<<20 {
