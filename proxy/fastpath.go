@@ -293,9 +293,12 @@ func (f *fastPath) exchange(ctx context.Context, c *upConn, uri string, in http.
 		r, err := http.ReadResponse(c.br, f.getReq)
 		if err != nil {
 			stop()
-			// A head cut off by the deadline mid-line surfaces as a
-			// malformed response: bufio.Reader.ReadLine drops the read
+			// A head cut off mid-line, by the cap or the deadline, surfaces
+			// as a malformed response: bufio.Reader.ReadLine drops the read
 			// error when it holds part of a line.
+			if c.head.left == 0 && !errors.Is(err, errHeadTooLarge) {
+				err = fmt.Errorf("%w (%w)", errHeadTooLarge, err)
+			}
 			if !headBy.IsZero() && !time.Now().Before(headBy) && !isTimeout(err) {
 				err = fmt.Errorf("%w: no complete response head within %s (%w)", os.ErrDeadlineExceeded, f.header, err)
 			}

@@ -262,6 +262,31 @@ func endlessHead(t *testing.T) (string, <-chan int) {
 	return up, wrote
 }
 
+// However the cap falls across a header line, mid-name or mid-value, the
+// answer names MAX_HEADER_KB: textproto reports a line cut inside its name
+// as a malformed header, not as the reader's error.
+func TestAHeadCutAnywhereNamesMaxHeaderKB(t *testing.T) {
+	pad := make(chan int, 1)
+	up := rawUpstream(t, func(c net.Conn) {
+		_, _ = c.Read(make([]byte, 4096)) // the request
+		head := "HTTP/1.1 200 OK\r\nX-Pad: " + strings.Repeat("p", <-pad) + "\r\n"
+		for i := 0; len(head) < 4<<10; i++ {
+			head += fmt.Sprintf("X-Some-Long-Header-Name-%04d: 1\r\n", i)
+		}
+		_, _ = io.WriteString(c, head+"\r\n{}")
+	})
+	p := start(t, map[string]string{"BFL_API_KEY": testKey, "BFL_API_URL": up, "MAX_HEADER_KB": "1"})
+	// A header line here is 33 bytes: these paddings put the cap at every
+	// offset within one.
+	for n := range 33 {
+		pad <- n
+		resp, body := do(t, "GET", p.base+"/api/v1/credits", nil, nil)
+		if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, "MAX_HEADER_KB=1") {
+			t.Errorf("padding %d: %d %s; want 502 naming MAX_HEADER_KB", n, resp.StatusCode, body)
+		}
+	}
+}
+
 func TestAnAnswerHeadOverMaxHeaderKBIsCutOff(t *testing.T) {
 	upstream, wrote := endlessHead(t)
 	p := start(t, map[string]string{"BFL_API_KEY": testKey, "BFL_API_URL": upstream, "MAX_HEADER_KB": "64", "UPSTREAM_TIMEOUT": "20s"})
