@@ -231,26 +231,13 @@ func (f Field) checkNumber(raw any, integer bool) (ValidationIssue, bool) {
 	if integer {
 		kind, what = "int", "integer"
 	}
-	typeIssue := ValidationIssue{Msg: "Input should be a valid " + what, Type: kind + "_type"}
-	var v float64
-	switch x := raw.(type) {
-	case json.Number:
-		f, err := strconv.ParseFloat(string(x), 64)
-		if err != nil && !errors.Is(err, strconv.ErrRange) {
-			return typeIssue, true
-		}
-		v = f
-	case float64:
-		v = x
-	case string:
-		parsed, ok := parseNumericString(x)
-		if !ok {
+	v, ok := NumberValue(raw)
+	if !ok {
+		if _, isString := raw.(string); isString {
 			return ValidationIssue{Msg: "Input should be a valid " + what + ", unable to parse string as " + article(what),
 				Type: kind + "_parsing"}, true
 		}
-		v = parsed
-	default:
-		return typeIssue, true
+		return ValidationIssue{Msg: "Input should be a valid " + what, Type: kind + "_type"}, true
 	}
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return ValidationIssue{Msg: "Input should be a finite number", Type: "finite_number"}, true
@@ -290,6 +277,28 @@ func article(what string) string {
 	return "a number"
 }
 
+// NumberValue is the number a lax pydantic integer or number field reads from
+// raw, a JSON-decoded value (numbers as json.Number or float64) or a query
+// string: the one reading of a number that validation judges and a server
+// then uses. ok is false for anything that is no number at all. A JSON
+// number too large for float64 reads as an infinity, which validation then
+// refuses as not finite.
+func NumberValue(raw any) (float64, bool) {
+	switch x := raw.(type) {
+	case json.Number:
+		v, err := strconv.ParseFloat(string(x), 64)
+		if err != nil && !errors.Is(err, strconv.ErrRange) {
+			return 0, false
+		}
+		return v, true
+	case float64:
+		return x, true
+	case string:
+		return parseNumericString(x)
+	}
+	return 0, false
+}
+
 // parseNumericString accepts what a lax pydantic number field accepts from a
 // string: a decimal number, surrounding spaces allowed. Go-only spellings such
 // as "0x10", "Inf" or "1_000" are refused.
@@ -302,22 +311,39 @@ func parseNumericString(s string) (float64, bool) {
 	return v, err == nil
 }
 
-func checkBool(raw any) (ValidationIssue, bool) {
-	parsing := ValidationIssue{Msg: "Input should be a valid boolean, unable to interpret input", Type: "bool_parsing"}
+// BoolValue is the boolean a lax pydantic field reads from raw, a
+// JSON-decoded value or a query string: true or false, the JSON numbers 0
+// and 1, or a word such as "yes" or "off". ok is false for anything else,
+// which validation refuses.
+func BoolValue(raw any) (value, ok bool) {
 	switch x := raw.(type) {
 	case bool:
-		return ValidationIssue{}, false
+		return x, true
 	case string:
 		switch strings.ToLower(strings.TrimSpace(x)) {
-		case "true", "false", "1", "0", "yes", "no", "on", "off", "t", "f", "y", "n":
-			return ValidationIssue{}, false
+		case "true", "1", "yes", "on", "t", "y":
+			return true, true
+		case "false", "0", "no", "off", "f", "n":
+			return false, true
 		}
-		return parsing, true
 	case json.Number:
-		if x == "0" || x == "1" {
-			return ValidationIssue{}, false
+		switch x {
+		case "1":
+			return true, true
+		case "0":
+			return false, true
 		}
-		return parsing, true
+	}
+	return false, false
+}
+
+func checkBool(raw any) (ValidationIssue, bool) {
+	if _, ok := BoolValue(raw); ok {
+		return ValidationIssue{}, false
+	}
+	switch raw.(type) {
+	case string, json.Number:
+		return ValidationIssue{Msg: "Input should be a valid boolean, unable to interpret input", Type: "bool_parsing"}, true
 	}
 	return ValidationIssue{Msg: "Input should be a valid boolean", Type: "bool_type"}, true
 }

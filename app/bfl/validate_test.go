@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"math"
 	"net/url"
 	"reflect"
 	"strings"
@@ -141,6 +142,67 @@ func TestValidateFieldRules(t *testing.T) {
 
 // deleteField marks a case that removes the field instead of setting it.
 const deleteField = "\x00delete"
+
+// NumberValue and BoolValue read what validation accepts, as pydantic would
+// hand it to BFL's server, and refuse exactly what validation refuses as not
+// a number or not a boolean.
+func TestNumberAndBoolValue(t *testing.T) {
+	numbers := []struct {
+		raw  any
+		want float64
+		ok   bool
+	}{
+		{json.Number("1000"), 1000, true},
+		{json.Number("-2.5e3"), -2500, true},
+		{json.Number("1e999"), math.Inf(1), true},
+		{1.5, 1.5, true},
+		{"42", 42, true},
+		{" -1e3 ", -1000, true},
+		{"0x10", 0, false},
+		{"Inf", 0, false},
+		{"1_000", 0, false},
+		{"", 0, false},
+		{true, 0, false},
+		{nil, 0, false},
+		{[]any{}, 0, false},
+	}
+	field := Field{Name: "n", Type: Number}
+	for _, c := range numbers {
+		if got, ok := NumberValue(c.raw); got != c.want || ok != c.ok {
+			t.Errorf("NumberValue(%#v) = %v, %v; want %v, %v", c.raw, got, ok, c.want, c.ok)
+		}
+		issue, bad := field.checkNumber(c.raw, false)
+		if unreadable := bad && (issue.Type == "float_type" || issue.Type == "float_parsing"); unreadable == c.ok {
+			t.Errorf("%#v: validation says %#v, NumberValue ok %v", c.raw, issue, c.ok)
+		}
+	}
+	bools := []struct {
+		raw      any
+		want, ok bool
+	}{
+		{true, true, true},
+		{false, false, true},
+		{"yes", true, true},
+		{" T ", true, true},
+		{"1", true, true},
+		{"Off", false, true},
+		{"n", false, true},
+		{json.Number("1"), true, true},
+		{json.Number("0"), false, true},
+		{json.Number("2"), false, false},
+		{"maybe", false, false},
+		{1.0, false, false},
+		{nil, false, false},
+	}
+	for _, c := range bools {
+		if got, ok := BoolValue(c.raw); got != c.want || ok != c.ok {
+			t.Errorf("BoolValue(%#v) = %v, %v; want %v, %v", c.raw, got, ok, c.want, c.ok)
+		}
+		if _, bad := checkBool(c.raw); bad == c.ok {
+			t.Errorf("%#v: validation refuses it %v, BoolValue ok %v", c.raw, bad, c.ok)
+		}
+	}
+}
 
 func TestValidateWholeBody(t *testing.T) {
 	e := mustLookup(t, "flux-pro-1.1-ultra-finetuned")

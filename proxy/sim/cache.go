@@ -60,8 +60,10 @@ func (c *renderCache) get(ctx context.Context, spec imageSpec) ([]byte, error) {
 	case <-ctx.Done():
 		return nil, fmt.Errorf("wait to render a sample: %w", ctx.Err())
 	}
+	// Deferred: a render that panics must still free its slot, or every
+	// later fetch would wait for one that never comes back.
+	defer func() { <-c.slots }()
 	data, err := render(spec)
-	<-c.slots
 	if err != nil {
 		return nil, err
 	}

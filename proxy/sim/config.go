@@ -18,9 +18,9 @@ const (
 // Config tunes the simulator. The env tags let the proxy nest it in its own
 // configuration and read both with one caarlos0/env parse.
 //
-// Zero values are usable: New fills MaxActive, Credits, SampleTTL and the two
-// bases with their defaults, while zero durations mean tasks finish at once,
-// which is what quick tests want.
+// Zero values are usable: New fills MaxActive, a nil Credits, SampleTTL and
+// the two bases with their defaults, while zero durations mean tasks finish
+// at once, which is what quick tests want.
 type Config struct {
 	// Key is the x-key every /v1/ request must carry; "" accepts any request
 	// (the proxy's in-process use, where the proxy itself is the gate).
@@ -34,7 +34,11 @@ type Config struct {
 	// answers 429, as BFL does past 24 in-flight tasks per account.
 	MaxActive int `env:"SIM_MAX_ACTIVE" envDefault:"24"`
 	// Credits is the starting balance, spent by the price table in prices.go.
-	Credits float64 `env:"SIM_CREDITS" envDefault:"1000"`
+	// It is a pointer because 0 is a balance worth asking for (to see how a
+	// client handles 402) and so cannot also mean "unset": nil is unset and
+	// New makes it 1000, so a zero Config still has credits to spend. From
+	// the environment it is never nil: unset, envDefault gives 1000.
+	Credits *float64 `env:"SIM_CREDITS" envDefault:"1000"`
 	// APIBase and DeliveryBase are the URLs the simulator writes into
 	// polling_url and sample. They default to https://APIHost and
 	// https://DeliveryHost; a standalone server sets both to its own URL.
@@ -83,8 +87,8 @@ func (c Config) withDefaults() Config {
 	if c.MaxActive <= 0 {
 		c.MaxActive = defaultMaxActive
 	}
-	if c.Credits == 0 {
-		c.Credits = defaultCredits
+	if c.Credits == nil {
+		c.Credits = new(float64(defaultCredits))
 	}
 	if c.SampleTTL <= 0 {
 		c.SampleTTL = Duration(defaultSampleTTL)

@@ -29,7 +29,10 @@ func checkDataset(data []byte) error {
 		return fmt.Errorf("not a readable ZIP archive: %w", err)
 	}
 	var total uint64
-	images := map[string]bool{} // by path without extension
+	// Images are counted by entry: a.png and a.PNG are two images, though
+	// one name for captions, which pair by path without extension.
+	images := 0
+	stems := map[string]bool{}
 	var captions []string
 	for _, f := range zr.File {
 		if f.FileInfo().IsDir() || isMacMetadata(f.Name) {
@@ -50,16 +53,17 @@ func checkDataset(data []byte) error {
 		if err := checkImage(f); err != nil {
 			return err
 		}
-		images[stem] = true
+		images++
+		stems[stem] = true
 	}
-	switch n := len(images); {
-	case n < minImages:
+	switch {
+	case images < minImages:
 		return fmt.Errorf("the ZIP holds no images: it needs %d to %d JPG, PNG or WebP images", minImages, maxImages)
-	case n > maxImages:
-		return fmt.Errorf("the ZIP holds %d images: the limit is %d", n, maxImages)
+	case images > maxImages:
+		return fmt.Errorf("the ZIP holds %d images: the limit is %d", images, maxImages)
 	}
 	for _, c := range captions {
-		if !images[strings.TrimSuffix(c, path.Ext(c))] {
+		if !stems[strings.TrimSuffix(c, path.Ext(c))] {
 			return fmt.Errorf("caption %s has no image of the same name (e.g. %s.jpg)", c,
 				strings.TrimSuffix(c, path.Ext(c)))
 		}

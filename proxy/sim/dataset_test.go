@@ -3,6 +3,7 @@ package sim
 import (
 	"archive/zip"
 	"bytes"
+	"fmt"
 	"path"
 	"strings"
 	"testing"
@@ -10,6 +11,14 @@ import (
 
 func TestCheckDataset(t *testing.T) {
 	png, jpg := pngBytes(t, 40, 30), jpegBytes(t, 30, 40)
+	// 22 images under 11 names: each counts, whatever its name shares.
+	sameStems, sameStemData := []string{}, map[string][]byte{}
+	for i := range 11 {
+		for _, ext := range []string{".png", ".PNG"} {
+			name := fmt.Sprintf("img%02d%s", i, ext)
+			sameStems, sameStemData[name] = append(sameStems, name), png
+		}
+	}
 	cases := []struct {
 		name  string
 		files []string
@@ -30,6 +39,9 @@ func TestCheckDataset(t *testing.T) {
 			map[string][]byte{"a.png": png, "b.webp": []byte("hello")}, "b.webp is not"},
 		{"other file types", []string{"a.png", "notes.md"},
 			map[string][]byte{"a.png": png, "notes.md": []byte("# notes")}, "notes.md is not"},
+		{"images sharing a name are each counted", sameStems, sameStemData, "holds 22 images: the limit is 20"},
+		{"a caption pairs with every image of its name", []string{"a.png", "a.jpg", "a.txt"},
+			map[string][]byte{"a.png": png, "a.jpg": jpg, "a.txt": []byte("TOK")}, ""},
 		{"only captions", []string{"a.txt"}, map[string][]byte{"a.txt": []byte("x")}, "no images"},
 		{"empty ZIP", nil, nil, "no images"},
 		{"caption not UTF-8", []string{"a.png", "a.txt"},

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"encoding/base64"
 	"net/http"
 	"strings"
@@ -18,6 +19,11 @@ func TestInvalidInput422NamesField(t *testing.T) {
 		return base64.StdEncoding.EncodeToString(zipOf(t, names, files))
 	}
 	png, jpg := pngBytes(t, 32, 32), jpegBytes(t, 32, 32)
+	// JPEG lets a later marker give the height, so a header may say 0 rows,
+	// and a 32x0 picture made the renderer panic.
+	noRows := jpegBytes(t, 32, 32)
+	sof := bytes.Index(noRows, []byte{0xFF, 0xC0})
+	noRows[sof+5], noRows[sof+6] = 0, 0
 	finetune := func(over map[string]any) map[string]any {
 		b := map[string]any{"file_data": datasetZIP(t, 2, false), "finetune_comment": "x", "mode": "style"}
 		for k, v := range over {
@@ -54,6 +60,8 @@ func TestInvalidInput422NamesField(t *testing.T) {
 		{"fill without image", "flux-pro-1.0-fill-finetuned", map[string]any{"finetune_id": ready}, "image", "required"},
 		{"fill image unreadable", "flux-pro-1.0-fill-finetuned", map[string]any{"finetune_id": ready,
 			"image": base64.StdEncoding.EncodeToString(append([]byte("\x89PNG\r\n\x1a\n"), "garbage"...))}, "image", "image"},
+		{"fill image without pixels", "flux-pro-1.0-fill-finetuned", map[string]any{"finetune_id": ready,
+			"image": base64.StdEncoding.EncodeToString(noRows)}, "image", "no pixels"},
 		{"canny threshold", "flux-pro-1.0-canny-finetuned", map[string]any{"finetune_id": ready, "prompt": "x",
 			"control_image": pngB64(t, 8, 8), "canny_low_threshold": 600}, "canny_low_threshold", "500"},
 		{"delete without id", "delete_finetune", map[string]any{}, "finetune_id", "required"},
@@ -141,7 +149,7 @@ func TestTooManyActiveTasks(t *testing.T) {
 // Credits fall by the price table and a submit the balance cannot pay
 // answers 402.
 func TestCreditsFollowPriceTable(t *testing.T) {
-	e := newTransportEnv(t, Config{Credits: 170})
+	e := newTransportEnv(t, Config{Credits: new(170.0)})
 	if c := e.credits(); c != 170 {
 		t.Fatalf("start %v", c)
 	}
@@ -247,6 +255,21 @@ func TestManagementConsistency(t *testing.T) {
 	}
 	if r := e.get("/v1/finetune_details"); r.status != http.StatusUnprocessableEntity || r.apiError(t).Field() != "finetune_id" {
 		t.Fatalf("details without id: %d %s", r.status, r.body)
+	}
+}
+
+// delete_finetune with a generation's id answers 404 and leaves the
+// generation alone: only a finetune's id deletes anything.
+func TestDeleteFinetuneSparesGenerations(t *testing.T) {
+	e := newTransportEnv(t, Config{})
+	ft := e.readyFinetune(nil)
+	gen := e.submit("flux-pro-1.1-ultra-finetuned", map[string]any{"finetune_id": ft, "prompt": "TOK"})
+	r := e.post("/v1/delete_finetune", map[string]any{"finetune_id": gen.ID})
+	if r.status != http.StatusNotFound || !strings.Contains(r.apiError(t).Detail, gen.ID) {
+		t.Fatalf("delete_finetune of a generation: %d %s", r.status, r.body)
+	}
+	if res := e.result(gen.PollingURL); res.Status != bfl.StatusReady {
+		t.Fatalf("the generation after a refused delete_finetune: %s", res.Status)
 	}
 }
 

@@ -65,9 +65,11 @@ func (s *Sim) deleteFinetune(w http.ResponseWriter, r *http.Request, ep bfl.Endp
 	id := req.str("finetune_id")
 	now := s.cfg.Now()
 	s.mu.Lock()
-	_, ok = s.finetunes[id]
-	delete(s.finetunes, id)
-	delete(s.tasks, id)
+	// A generation's id is a task id too: only a finetune's may delete one.
+	if _, ok = s.finetunes[id]; ok {
+		delete(s.finetunes, id)
+		delete(s.tasks, id)
+	}
 	s.mu.Unlock()
 	if !ok {
 		writeDetail(w, http.StatusNotFound, "Finetune not found: "+id)

@@ -33,7 +33,7 @@ func TestSamplesHoldBoundedMemory(t *testing.T) {
 	}
 	const n = 2000
 	const ttl = 10 * time.Minute
-	e := newTransportEnv(t, Config{SampleTTL: Duration(ttl), Credits: 1e6})
+	e := newTransportEnv(t, Config{SampleTTL: Duration(ttl), Credits: new(1e6)})
 	e.sim.rendered.limit = 1 << 20 // so what remains to measure is the records
 	ft := e.readyFinetune(nil)
 	base := heapInUse()
@@ -173,5 +173,26 @@ func TestRenderCacheBoundsConcurrentRenders(t *testing.T) {
 	<-c.slots
 	if data, err := c.get(context.Background(), spec); err != nil || len(data) == 0 || len(c.slots) != 0 {
 		t.Fatalf("with a free slot: %d bytes, %v, %d slots still taken", len(data), err, len(c.slots))
+	}
+}
+
+// A render that panics gives its slot back: it must not leave every later
+// fetch waiting for a slot that is never freed.
+func TestRenderPanicFreesSlot(t *testing.T) {
+	c := newRenderCache(1<<20, 1)
+	bad := imageSpec{prompt: "panics", seed: 1, format: "png"} // no pixels: drawing panics
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("rendering a 0x0 picture did not panic; the test needs a spec that does")
+			}
+		}()
+		_, _ = c.get(context.Background(), bad)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	spec := imageSpec{prompt: "after", seed: 1, width: 64, height: 48, format: "png"}
+	if data, err := c.get(ctx, spec); err != nil || len(data) == 0 || len(c.slots) != 0 {
+		t.Fatalf("after a panicking render: %d bytes, %v, %d slots taken", len(data), err, len(c.slots))
 	}
 }

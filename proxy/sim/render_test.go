@@ -11,7 +11,7 @@ import (
 )
 
 func TestSizeForRatio(t *testing.T) {
-	for _, r := range [][2]int{{16, 9}, {9, 16}, {21, 9}, {9, 21}, {1, 1}, {4, 3}, {3, 2}, {32, 18}, {1000, 999}, {4294967295, 4294967294}} {
+	for _, r := range [][2]int{{16, 9}, {9, 16}, {21, 9}, {9, 21}, {1, 1}, {4, 3}, {3, 2}, {32, 18}, {1000, 999}, {2000, 1999}, {1999, 1000}, {4294967295, 4294967294}} {
 		w, h := sizeForRatio(r[0], r[1])
 		want := float64(w) * float64(r[1]) / float64(r[0])
 		if d := want - float64(h); d > 1 || d < -1 {
@@ -21,8 +21,13 @@ func TestSizeForRatio(t *testing.T) {
 			t.Errorf("%d:%d gave %dx%d, %.2f MP", r[0], r[1], w, h, mp)
 		}
 	}
-	if w, h := sizeForRatio(16, 9); w*9 != h*16 {
-		t.Errorf("16:9 should be exact, got %dx%d", w, h)
+	// Ratios whose whole-factor scaling lands near a megapixel keep it, and
+	// so their exact shape.
+	for r, want := range map[[2]int][2]int{{16, 9}: {1328, 747}, {21, 9}: {1526, 654}, {9, 21}: {654, 1526},
+		{1, 1}: {1000, 1000}, {4, 3}: {1156, 867}, {3, 2}: {1224, 816}, {1000, 999}: {1000, 999}} {
+		if w, h := sizeForRatio(r[0], r[1]); w != want[0] || h != want[1] {
+			t.Errorf("%d:%d gave %dx%d, want %dx%d", r[0], r[1], w, h, want[0], want[1])
+		}
 	}
 }
 

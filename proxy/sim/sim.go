@@ -61,7 +61,7 @@ func New(cfg Config) *Sim {
 		endpoints: make(map[string]bfl.Endpoint),
 		prices:    priceTable(),
 		maxBody:   maxBody,
-		credits:   cfg.Credits,
+		credits:   *cfg.Credits,
 		tasks:     make(map[string]*task),
 		finetunes: make(map[string]*finetune),
 		samples:   make(map[string]*task),

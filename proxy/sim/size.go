@@ -2,6 +2,7 @@ package sim
 
 import (
 	"bytes"
+	"fmt"
 	"image"
 	_ "image/jpeg" // input images may be JPEG,
 	_ "image/png"  // PNG
@@ -15,6 +16,9 @@ const (
 	// ratioPixels is the area of an aspect-ratio image: about one megapixel
 	// keeps rendering cheap while the shape is exactly the one asked for.
 	ratioPixels = 1_000_000
+	// ratioSlack is how far from ratioPixels, as a fraction, an exact
+	// whole-factor size may land; past it the shape is rounded instead.
+	ratioSlack = 0.05
 	// maxInputPixels caps outputs sized from an input image.
 	maxInputPixels = 4_000_000
 	defaultSide    = 1024
@@ -33,6 +37,13 @@ func imageSize(r request) (w, h int, inputMP *float64, issue *bfl.ValidationIssu
 		cfg, err := decodeImageConfig(r, name)
 		if err != nil {
 			bad := valueError(name, "could not read the image: "+err.Error())
+			return 0, 0, nil, &bad
+		}
+		if cfg.Width <= 0 || cfg.Height <= 0 {
+			// A JPEG header may say 0 rows. Every other size comes from
+			// validated fields and is at least 1, so this keeps an empty
+			// picture from ever reaching the renderer, which cannot draw one.
+			bad := valueError(name, fmt.Sprintf("the image has no pixels (%dx%d)", cfg.Width, cfg.Height))
 			return 0, 0, nil, &bad
 		}
 		pixels += float64(cfg.Width * cfg.Height)
@@ -74,12 +85,13 @@ func decodeImageConfig(r request, field string) (image.Config, error) {
 }
 
 // sizeForRatio scales the reduced ratio a:b by a whole factor so the shape is
-// exact; ratios whose reduced terms are too large for that are rounded.
+// exact. Where no whole factor lands near ratioPixels (2000:1999 is 4 MP at
+// the smallest, 1999:1000 is 2 MP) the shape is rounded instead.
 func sizeForRatio(a, b int) (int, int) {
 	g := gcd(a, b)
 	a, b = a/g, b/g
 	k := math.Round(math.Sqrt(ratioPixels / (float64(a) * float64(b))))
-	if k >= 1 {
+	if area := k * k * float64(a) * float64(b); math.Abs(area/ratioPixels-1) <= ratioSlack {
 		return a * int(k), b * int(k)
 	}
 	w := math.Round(math.Sqrt(ratioPixels * float64(a) / float64(b)))

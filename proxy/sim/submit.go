@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/fluxforge/fluxforge/app/bfl"
@@ -66,28 +67,39 @@ func (r request) str(name string) string {
 	return s
 }
 
+// num, integer and boolean read a value as validation accepted it, which
+// includes numbers and booleans sent as strings ("1000", "yes").
 func (r request) num(name string) float64 {
-	switch v := r.value(name).(type) {
-	case json.Number:
-		f, _ := v.Float64()
-		return f
-	case float64:
-		return v
-	}
-	return 0
+	v, _ := bfl.NumberValue(r.value(name))
+	return v
 }
 
+// integer reads whole numbers exactly, as a float64 cannot past 2^53 (a seed
+// can be), and clamps those beyond int64 rather than let the conversion
+// wrap them.
 func (r request) integer(name string) int64 {
-	if n, ok := r.value(name).(json.Number); ok {
-		if i, err := n.Int64(); err == nil {
-			return i
-		}
+	var digits string
+	switch v := r.value(name).(type) {
+	case json.Number:
+		digits = string(v)
+	case string:
+		digits = strings.TrimSpace(v)
 	}
-	return int64(r.num(name))
+	if i, err := strconv.ParseInt(digits, 10, 64); err == nil {
+		return i
+	}
+	switch f := r.num(name); {
+	case f >= math.MaxInt64:
+		return math.MaxInt64
+	case f <= math.MinInt64:
+		return math.MinInt64
+	default:
+		return int64(f)
+	}
 }
 
 func (r request) boolean(name string) bool {
-	b, _ := r.value(name).(bool)
+	b, _ := bfl.BoolValue(r.value(name))
 	return b
 }
 

@@ -89,8 +89,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if cfg.Sim.MaxActive <= 0 {
 		return cfg, fmt.Errorf("%w: SIM_MAX_ACTIVE must be at least 1, got %d", errConfig, cfg.Sim.MaxActive)
 	}
-	if cfg.Sim.Credits < 0 {
-		return cfg, fmt.Errorf("%w: SIM_CREDITS must not be negative, got %g", errConfig, cfg.Sim.Credits)
+	if *cfg.Sim.Credits < 0 {
+		return cfg, fmt.Errorf("%w: SIM_CREDITS must not be negative, got %g", errConfig, *cfg.Sim.Credits)
 	}
 	if cfg.PublicURL != "" {
 		u, err := url.Parse(cfg.PublicURL)
