@@ -110,6 +110,14 @@ func (c *Config) check() error {
 	// In-process the proxy is the gate: the simulator must accept what the
 	// proxy forwards, so a SIM_KEY meant for a standalone simulator is ignored.
 	c.Sim.Key = ""
+	// The simulator reads a zero or negative SIM_MAX_ACTIVE as its default;
+	// said here, a typo stops start-up instead of passing unnoticed.
+	if c.Sim.MaxActive < 1 {
+		return configError("SIM_MAX_ACTIVE", "%d must be at least 1", c.Sim.MaxActive)
+	}
+	if *c.Sim.Credits < 0 {
+		return configError("SIM_CREDITS", "%g must not be negative", *c.Sim.Credits)
+	}
 	u, err := url.Parse(c.APIURL)
 	if err != nil {
 		return configError("BFL_API_URL", "%q is not a URL: %v", c.APIURL, err)
@@ -261,14 +269,20 @@ func explainEnvError(err error) error {
 	var pe env.ParseError
 	if errors.As(err, &pe) {
 		name := envVarOf(reflect.TypeFor[Config](), pe.Name)
-		want := pe.Type.String()
-		switch pe.Type {
+		typ := pe.Type
+		if typ.Kind() == reflect.Pointer {
+			typ = typ.Elem()
+		}
+		want := typ.String()
+		switch typ {
 		case reflect.TypeFor[time.Duration]():
 			want = "a duration like 30s or 10m"
 		case reflect.TypeFor[sim.Duration]():
 			want = "seconds like 60 or a duration like 1m"
 		case reflect.TypeFor[int](), reflect.TypeFor[int64]():
 			want = "a whole number"
+		case reflect.TypeFor[float64]():
+			want = "a number"
 		}
 		return configError(name, "want %s (%v)", want, pe.Err)
 	}

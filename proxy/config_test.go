@@ -123,6 +123,9 @@ func TestConfigRejectsBadValues(t *testing.T) {
 		{"CONFIG_FILE", unknown},
 		{"SIM_TRAIN_SECONDS", "-3"},
 		{"SIM_MAX_ACTIVE", "lots"},
+		{"SIM_MAX_ACTIVE", "0"},
+		{"SIM_CREDITS", "-5"},
+		{"SIM_CREDITS", "plenty"},
 	} {
 		_, err := loadConfig(getenv(map[string]string{c.name: c.value}))
 		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), c.name+":") {
