@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -94,6 +96,42 @@ func TestCORS(t *testing.T) {
 	resp, _ := do(t, "GET", p.base+"/", nil, http.Header{"Origin": {"https://app.example.com"}})
 	if resp.Header.Get("Access-Control-Allow-Origin") != "" {
 		t.Error("the site itself should not carry CORS headers")
+	}
+}
+
+// An upstream's informational answer (103 Early Hints) is not passed on,
+// and the final answer keeps the headers this proxy set before forwarding:
+// ReverseProxy clears the header map after a 1xx, and without its CORS
+// headers a cross-origin PWA could not read a submit's answer.
+func TestUpstream1xxKeepsTheProxysHeaders(t *testing.T) {
+	up := newFakeBFL(t)
+	up.mux.HandleFunc("POST /v1/flux-pro-1.0-fill-finetuned", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Link", "</x>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"id":"t","polling_url":"x"}`)
+	})
+	p := startLive(t, up, map[string]string{"CORS_ORIGINS": "https://app.example.com", "PROXY_TOKEN": "tok"})
+	c := dialProxy(t, p)
+	body := `{"finetune_id":"ft-1","prompt":"a TOK"}`
+	_, _ = fmt.Fprintf(c, "POST /api/v1/flux-pro-1.0-fill-finetuned HTTP/1.1\r\nHost: localhost\r\nOrigin: https://app.example.com\r\n"+
+		"Authorization: Bearer tok\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("first answer %d, want the final 200 and no 1xx before it", resp.StatusCode)
+	}
+	if resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example.com" || resp.Header.Get("X-Request-Id") == "" {
+		t.Errorf("final answer lost the proxy's headers: %v", resp.Header)
+	}
+	if resp.Header.Get("Link") != "" {
+		t.Errorf("the 1xx's Link header leaked into the answer: %v", resp.Header)
 	}
 }
 

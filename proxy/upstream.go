@@ -52,7 +52,7 @@ func (s *server) handleAPI() http.Handler {
 			r = r.WithContext(context.WithValue(r.Context(), clientBodyKey{}, body))
 			r.Body = body
 		}
-		s.api.ServeHTTP(w, r)
+		s.api.ServeHTTP(&keepOwnHeaders{ResponseWriter: w, own: w.Header().Clone()}, r)
 	})
 }
 
@@ -74,6 +74,31 @@ func (s *server) newAPIProxy(transport http.RoundTripper) *httputil.ReverseProxy
 		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 }
+
+// keepOwnHeaders passes no informational (1xx) answer on and gives the final
+// answer back the headers this proxy set before forwarding (request id,
+// CORS). ReverseProxy forwards an upstream's 1xx and then clears the header
+// map: a cross-origin PWA would lose the CORS headers it needs to read the
+// answer, and the PWA has no use for a 1xx.
+type keepOwnHeaders struct {
+	http.ResponseWriter
+	own http.Header
+}
+
+func (k *keepOwnHeaders) WriteHeader(code int) {
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		return
+	}
+	h := k.Header()
+	for key, v := range k.own {
+		if _, ok := h[key]; !ok {
+			h[key] = v
+		}
+	}
+	k.ResponseWriter.WriteHeader(code)
+}
+
+func (k *keepOwnHeaders) Unwrap() http.ResponseWriter { return k.ResponseWriter }
 
 // forwardedHeaders are the client headers BFL gets to see.
 var forwardedHeaders = [...]string{"Accept", "Accept-Encoding", "Accept-Language", "Content-Type", "User-Agent"}
