@@ -14,6 +14,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -344,7 +345,9 @@ type upBody struct {
 	f        *fastPath
 	stop     func() bool
 	reusable bool
-	done     bool
+	// done is atomic: cleanResponse may close the body from a timer while
+	// a read reaches its end.
+	done atomic.Bool
 }
 
 func (b *upBody) Read(p []byte) (int, error) {
@@ -361,10 +364,9 @@ func (b *upBody) Close() error {
 }
 
 func (b *upBody) finish(eof bool) {
-	if b.done {
+	if !b.done.CompareAndSwap(false, true) {
 		return
 	}
-	b.done = true
 	cancelled := !b.stop()
 	if eof && b.reusable && !cancelled {
 		b.f.put(b.c)
@@ -392,7 +394,7 @@ func (s *server) forwardGet(w http.ResponseWriter, r *http.Request, uri string) 
 		s.upstreamError(w, r, errors.New("the upstream switched protocols unasked"))
 		return
 	}
-	_ = cleanResponse(resp)
+	_ = s.cleanResponse(resp)
 	dropHopByHop(resp.Header)
 	h := w.Header()
 	for k, vv := range resp.Header {

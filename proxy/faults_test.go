@@ -50,6 +50,14 @@ func faultyUpstream(t *testing.T, posts *atomic.Int64) *httptest.Server {
 			_, _ = io.WriteString(w, `{"detail":"Internal Server Error: try again"}`)
 		case "500-bare":
 			w.WriteHeader(http.StatusInternalServerError)
+		case "500-stall":
+			// The head in time, then a message that never ends.
+			h.Set("Content-Type", "application/json")
+			h.Set("Content-Length", "100")
+			w.WriteHeader(http.StatusInternalServerError)
+			_, _ = io.WriteString(w, `{"detail":`)
+			w.(http.Flusher).Flush()
+			waitGone(r)
 		case "502-html":
 			h.Set("Content-Type", "text/html")
 			w.WriteHeader(http.StatusBadGateway)
@@ -272,6 +280,9 @@ func TestUpstreamFaults(t *testing.T) {
 		{fault: "none", api: exact(200, okJSON), image: exact(200, string(tinyPNG))},
 		{fault: "500-json", api: exact(500, `{"detail":"Internal Server Error: try again"}`), image: detail(502, "500")},
 		{fault: "500-bare", api: detail(500, "500"), image: detail(502, "500")},
+		// An error's message is read to check it is JSON: that read ends
+		// at UPSTREAM_TIMEOUT too.
+		{fault: "500-stall", api: detail(500, "500", "broke off"), image: detail(502, "500")},
 		{fault: "502-html", api: detail(502, "502"), image: detail(502, "502")},
 		{fault: "json-invalid-200", api: exact(200, `{"id":"t","status":"Rea`), image: detail(502, "not a raster image")},
 		{fault: "json-invalid-500", api: detail(500, "500", "not JSON"), image: detail(502, "500")},
@@ -310,8 +321,14 @@ func TestUpstreamFaults(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				begin := time.Now()
 				o := send(c, req)
 				w(t, o)
+				// Every fault here ends by UPSTREAM_TIMEOUT at the latest
+				// (the upstream's own guard in waitGone is 10 s).
+				if took := time.Since(begin); took > 5*faultTimeout {
+					t.Errorf("answered after %s with UPSTREAM_TIMEOUT=%s", took, faultTimeout)
+				}
 				if o.header != nil {
 					noKey(t, f.fault, &http.Response{Header: o.header}, o.body)
 				}

@@ -84,7 +84,7 @@ func (s *server) handlePoll() http.Handler {
 			return
 		}
 		defer resp.Body.Close()
-		_ = cleanResponse(resp)
+		_ = s.cleanResponse(resp)
 		h := w.Header()
 		copyHeaders(h, resp.Header, "Content-Type", "Content-Length", "Retry-After")
 		h.Set("Cache-Control", "no-store")

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // handleAPI forwards /api/v1/<name> to <upstream>/v1/<name> for catalog
@@ -69,7 +70,7 @@ func (s *server) newAPIProxy(transport http.RoundTripper) *httputil.ReverseProxy
 		},
 		Transport:      transport,
 		BufferPool:     s.bufs,
-		ModifyResponse: cleanResponse,
+		ModifyResponse: s.cleanResponse,
 		ErrorHandler:   s.upstreamError,
 		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
@@ -131,7 +132,7 @@ const maxErrorBody = 64 << 10
 // browser, and gives an error answer that is bodiless or not JSON (an HTML
 // page from a gateway, a bare 429) BFL's error shape so the PWA can show
 // it. Status and Retry-After stay as the upstream sent them.
-func cleanResponse(resp *http.Response) error {
+func (s *server) cleanResponse(resp *http.Response) error {
 	h := resp.Header
 	h.Del("Set-Cookie")
 	h.Del("Alt-Svc")
@@ -149,7 +150,13 @@ func cleanResponse(resp *http.Response) error {
 		if enc := h.Get("Content-Encoding"); enc != "" && enc != "identity" {
 			return nil // compressed: passed on as it is, unread
 		}
+		// UPSTREAM_TIMEOUT covers the head only; a message that stalls
+		// would hold the answer back until the client gave up.
+		cut := time.AfterFunc(s.cfg.UpstreamTimeout, func() { _ = resp.Body.Close() })
 		head, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody+1))
+		if !cut.Stop() {
+			err = fmt.Errorf("no whole message within UPSTREAM_TIMEOUT: %w", err)
+		}
 		switch {
 		case err != nil:
 			problem = "and its message broke off"
