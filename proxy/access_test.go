@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -289,5 +291,49 @@ func TestOtherPagesCannotCallTheAPI(t *testing.T) {
 	}
 	if got := submit(p2.base, http.Header{"Authorization": {auth}, "Origin": {"https://evil.example"}}, "proxy.example.com"); got != http.StatusForbidden {
 		t.Errorf("unlisted origin, even with the token: %d", got)
+	}
+}
+
+// Without a token a live proxy answers this machine only, whatever address
+// it listens on: a neighbour on the network must not spend the key's
+// credits. The simulator spends nothing and answers anyone; a token opens
+// the live proxy to other machines.
+func TestWithoutATokenOnlyThisMachineSpendsCredits(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		env     map[string]string
+		peers   map[string]int // RemoteAddr -> status
+		withTok bool
+	}{
+		{"live, no token", map[string]string{"BFL_API_KEY": testKey}, map[string]int{
+			"127.0.0.1:50000": 200, "[::1]:50000": 200, "[::ffff:127.0.0.1]:50000": 200,
+			"192.168.1.20:50000": 403, "10.0.0.7:50000": 403, "[fe80::1]:50000": 403, "[2001:db8::1]:50000": 403,
+		}, false},
+		{"simulated, no token", nil, map[string]int{"192.168.1.20:50000": 200}, false},
+		{"live with a token", map[string]string{"BFL_API_KEY": testKey, "PROXY_TOKEN": "tok"}, map[string]int{
+			"192.168.1.20:50000": 200}, true},
+	} {
+		cfg, err := loadConfig(getenv(tc.env))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := newServer(cfg, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := s.routes()
+		for peer, want := range tc.peers {
+			req := httptest.NewRequest(http.MethodGet, "http://192.168.1.5:8080/api/config", nil)
+			req.RemoteAddr = peer
+			if tc.withTok {
+				req.Header.Set("Authorization", "Bearer tok")
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, req)
+			if w.Code != want || (want == 403 && !strings.Contains(w.Body.String(), "PROXY_TOKEN")) {
+				t.Errorf("%s, from %s: %d %s; want %d", tc.name, peer, w.Code, w.Body, want)
+			}
+		}
+		s.close()
 	}
 }

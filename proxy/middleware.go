@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -148,9 +149,23 @@ func (r *recorder) statusCode() int {
 // requireToken demands Authorization: Bearer <PROXY_TOKEN> when a token is
 // configured. Both sides are hashed first so the comparison takes the same
 // time whatever the length of the guess.
+//
+// Without a token, a live proxy answers this machine only: ADDR's default
+// listens on every interface, and anyone on the same network could
+// otherwise spend the key's credits. The simulator has none to spend.
 func (s *server) requireToken(next http.Handler) http.Handler {
 	if s.cfg.Token == "" {
-		return next
+		if s.cfg.Simulated() {
+			return next
+		}
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if peer, err := netip.ParseAddrPort(r.RemoteAddr); err != nil || !peer.Addr().Unmap().IsLoopback() {
+				writeDetail(w, http.StatusForbidden,
+					"this proxy answers other machines only with an access token: start it with PROXY_TOKEN set and enter the token in Settings")
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
 	}
 	want := sha256.Sum256([]byte(s.cfg.Token))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -91,8 +91,11 @@ func (s *server) banner(w io.Writer, addr net.Addr) {
 	if s.site.missing != "" {
 		fmt.Fprintf(w, "site: %s\n", s.site.missing)
 	}
-	if s.cfg.Token != "" {
+	switch {
+	case s.cfg.Token != "":
 		fmt.Fprintln(w, "access: /api/ needs Authorization: Bearer <PROXY_TOKEN>")
+	case !s.cfg.Simulated():
+		fmt.Fprintln(w, "access: /api/ answers this machine only; set PROXY_TOKEN to use it from another one")
 	}
 	fmt.Fprintf(w, "listening on http://%s\n", addr)
 	if tcp, ok := addr.(*net.TCPAddr); ok && tcp.IP.IsUnspecified() {
