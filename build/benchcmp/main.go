@@ -93,7 +93,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		}
 		printBig(out, big)
 	}
-	printVerdict(out, opt, small, ups)
+	if !printVerdict(out, opt, small, ups) {
+		return errors.New("some requests failed or got the wrong answer: the figures marked INVALID measure nothing")
+	}
 	return nil
 }
 

@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -140,5 +142,72 @@ func TestParseFlagsNeedsAllThree(t *testing.T) {
 	if _, err := parseFlags([]string{"-direct", "a", "-proxy", "b", "-nginx", "c", "-clients", "2,x"}); err == nil ||
 		!strings.Contains(err.Error(), "-clients") {
 		t.Fatalf("bad -clients should name the flag, got %v", err)
+	}
+}
+
+// Failed requests are left out of the latencies, so a target whose every
+// request failed would show a p50 of 0 and "meet" its target; an upload
+// refused at once would pass for a fast one. Both verdicts read INVALID.
+func TestVerdictRefusesFiguresWithFailures(t *testing.T) {
+	ms := func(n int) []time.Duration { return []time.Duration{time.Duration(n) * time.Millisecond} }
+	opt := options{clients: []int{1}, smallTarget: 1.5}
+	healthy := []smallResult{
+		{target: "direct", clients: 1, lat: ms(1)}, {target: "proxy", clients: 1, lat: ms(2)}, {target: "nginx", clients: 1, lat: ms(2)},
+	}
+	upload := func(proxyStatus int) uploadBench {
+		return uploadBench{want: http.StatusOK, results: []uploadResult{
+			{target: "direct", lat: ms(100), statuses: map[int]int{200: 1}},
+			{target: "proxy", lat: ms(5), statuses: map[int]int{proxyStatus: 1}},
+			{target: "nginx", lat: ms(100), statuses: map[int]int{200: 1}},
+		}}
+	}
+	var out bytes.Buffer
+	if !printVerdict(&out, opt, healthy, []uploadBench{upload(200)}) || strings.Contains(out.String(), "INVALID") {
+		t.Fatalf("healthy figures judged invalid:\n%s", &out)
+	}
+
+	allFailed := slices.Clone(healthy)
+	allFailed[1] = smallResult{target: "proxy", clients: 1, errs: 500}
+	out.Reset()
+	if printVerdict(&out, opt, allFailed, nil) || !strings.Contains(out.String(), "1 clients: proxy/nginx 0.00x (target <= 1.5x: INVALID") {
+		t.Errorf("a proxy whose every request failed:\n%s", &out)
+	}
+	out.Reset()
+	if printVerdict(&out, opt, healthy, []uploadBench{upload(502)}) || !strings.Contains(out.String(), "upload (valid)  p50: proxy/nginx 0.05x (target < 1.0x: INVALID") {
+		t.Errorf("an upload refused at once:\n%s", &out)
+	}
+}
+
+// After the warm-up every phase reuses the connections it opened: a phase
+// that ended by cancelling its requests in flight closed their
+// connections, and each later phase timed that many dials.
+func TestPhasesReuseTheWarmedConnections(t *testing.T) {
+	const clients, rounds = 4, 3
+	var opts options
+	var opened []*atomic.Int64
+	for _, name := range []string{"direct", "proxy", "nginx"} {
+		var n atomic.Int64
+		srv := httptest.NewUnstartedServer(&fakeBFL{})
+		srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				n.Add(1)
+			}
+		}
+		srv.Start()
+		t.Cleanup(srv.Close)
+		opts.targets = append(opts.targets, target{name: name, base: srv.URL})
+		opened = append(opened, &n)
+	}
+	opts.duration, opts.rounds, opts.reqTimeout = 900*time.Millisecond, rounds, 5*time.Second
+	if _, err := benchSmall(t.Context(), opts, clients); err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range opened {
+		// The transport may dial one more when a connection comes back to
+		// its pool a moment after the next request asked; a dial per
+		// client per phase is what this guards against.
+		if got := n.Load(); got > 2*clients {
+			t.Errorf("%s: %d connections for %d clients over %d rounds", opts.targets[i].name, got, clients, rounds)
+		}
 	}
 }

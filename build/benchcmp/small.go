@@ -76,10 +76,11 @@ func benchSmall(ctx context.Context, opt options, n int) ([]smallResult, error) 
 	return results, nil
 }
 
-// smallPhase keeps n clients busy for d and collects every latency.
+// smallPhase keeps n clients busy for d and collects every latency. A
+// request still in flight at the end is let finish and dropped: cancelling
+// it would close its connection, and the next phase would time a dial.
 func smallPhase(ctx context.Context, c *http.Client, t target, n int, d, timeout time.Duration) smallResult {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
+	end := time.Now().Add(d)
 	var (
 		mu  sync.Mutex
 		all smallResult
@@ -91,11 +92,12 @@ func smallPhase(ctx context.Context, c *http.Client, t target, n int, d, timeout
 			var lat []time.Duration
 			var errs int
 			var firstErr string
-			for ctx.Err() == nil {
+			for time.Now().Before(end) && ctx.Err() == nil {
 				took, err := smallOnce(ctx, c, t, timeout)
 				switch {
-				case ctx.Err() != nil:
-					// The phase ended mid-request: neither a sample nor a failure.
+				case !time.Now().Before(end) || ctx.Err() != nil:
+					// Ended after the phase, or interrupted: neither a sample
+					// nor a failure.
 				case err != nil:
 					errs++
 					if firstErr == "" {
