@@ -88,8 +88,8 @@ func (s *server) banner(w io.Writer, addr net.Addr) {
 		// global host as unsuitable for training and finetuned generation.
 		fmt.Fprintln(w, "note: api.bfl.ai is BFL's global host; finetuning needs a regional one, such as https://api.us1.bfl.ai or https://api.eu1.bfl.ai")
 	}
-	if s.site.missing != "" {
-		fmt.Fprintf(w, "site: %s\n", s.site.missing)
+	if why := s.site.missing(); why != "" {
+		fmt.Fprintf(w, "site: %s\n", why)
 	}
 	switch {
 	case s.cfg.Token != "":

@@ -129,11 +129,10 @@ type endpoint struct {
 	path   string // escaped, on the upstream
 }
 
-// close releases what the server holds once it has stopped serving: files,
-// the simulator, and idle connections upstream, which would otherwise stay
-// open until the process exits.
+// close releases what the server holds once it has stopped serving: the
+// simulator, and idle connections upstream, which would otherwise stay open
+// until the process exits.
 func (s *server) close() {
-	s.site.close()
 	if s.fast != nil {
 		s.fast.close()
 	}

@@ -19,17 +19,37 @@ const contentSecurityPolicy = "default-src 'self'; script-src 'self' 'wasm-unsaf
 // site serves the generated PWA from SITE_DIR: "/" is index.html, "/x" is
 // x.html when the generator wrote one and index.html otherwise (the app
 // routes deep links itself), and /web/app.wasm comes precompressed.
+//
+// The directory is opened for each request, not once: a rebuild (make
+// clean, make site) or a deploy that swaps the directory must be what the
+// next request sees, or clients would keep the old release, or 404s once
+// it is deleted.
 type site struct {
-	root    *os.Root // nil when SITE_DIR is missing
-	missing string   // why root is nil, shown on "/" and in the banner
+	dir string
 }
 
-func newSite(dir string) *site {
-	root, err := os.OpenRoot(dir)
+func newSite(dir string) *site { return &site{dir: dir} }
+
+// open gives the site's directory, or says why it cannot be served.
+func (s *site) open() (*os.Root, string) {
+	root, err := os.OpenRoot(s.dir)
 	if err != nil {
-		return &site{missing: fmt.Sprintf("the PWA is not built: SITE_DIR=%s cannot be opened (%v); run make build, then restart", dir, errors.Unwrap(err))}
+		return nil, fmt.Sprintf("the PWA is not built: SITE_DIR=%s cannot be opened (%v); run make build", s.dir, errors.Unwrap(err))
 	}
-	return &site{root: root}
+	if st, err := root.Stat("index.html"); err != nil || !st.Mode().IsRegular() {
+		_ = root.Close()
+		return nil, fmt.Sprintf("the PWA is not built: SITE_DIR=%s has no index.html; run make build", s.dir)
+	}
+	return root, ""
+}
+
+// missing says why the site cannot be served now, or "" if it can.
+func (s *site) missing() string {
+	root, why := s.open()
+	if root != nil {
+		_ = root.Close()
+	}
+	return why
 }
 
 // contentType names the types the generated site uses; Go's own table
@@ -69,11 +89,13 @@ func (s *site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	if s.root == nil {
+	root, why := s.open()
+	if root == nil {
 		h.Set("Retry-After", "60")
-		http.Error(w, "FluxForge: "+s.missing+". The API under /api/ works.", http.StatusServiceUnavailable)
+		http.Error(w, "FluxForge: "+why+". The API under /api/ works.", http.StatusServiceUnavailable)
 		return
 	}
+	defer root.Close()
 	p := path.Clean("/" + r.URL.Path)
 	for _, seg := range strings.Split(p, "/") {
 		if strings.HasPrefix(seg, ".") {
@@ -82,35 +104,35 @@ func (s *site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if p == "/web/app.wasm" {
-		s.serveWasm(w, r)
+		serveWasm(w, r, root)
 		return
 	}
 	name := strings.TrimPrefix(p, "/")
 	if name == "" {
 		name = "index.html"
 	}
-	if s.serveFile(w, r, name, "") {
+	if serveFile(w, r, root, name, "") {
 		return
 	}
 	if path.Ext(name) != "" {
 		http.NotFound(w, r)
 		return
 	}
-	if !s.serveFile(w, r, name+".html", "") && !s.serveFile(w, r, "index.html", "") {
+	if !serveFile(w, r, root, name+".html", "") && !serveFile(w, r, root, "index.html", "") {
 		http.NotFound(w, r)
 	}
 }
 
 // serveWasm picks app.wasm.br or .gz by Accept-Encoding, else the raw file.
-func (s *site) serveWasm(w http.ResponseWriter, r *http.Request) {
+func serveWasm(w http.ResponseWriter, r *http.Request, root *os.Root) {
 	w.Header().Set("Vary", "Accept-Encoding")
 	ae := r.Header.Get("Accept-Encoding")
 	for _, enc := range []struct{ name, suffix string }{{"br", ".br"}, {"gzip", ".gz"}} {
-		if accepts(ae, enc.name) && s.serveFile(w, r, "web/app.wasm"+enc.suffix, enc.name) {
+		if accepts(ae, enc.name) && serveFile(w, r, root, "web/app.wasm"+enc.suffix, enc.name) {
 			return
 		}
 	}
-	if !s.serveFile(w, r, "web/app.wasm", "") {
+	if !serveFile(w, r, root, "web/app.wasm", "") {
 		http.NotFound(w, r)
 	}
 }
@@ -118,8 +140,8 @@ func (s *site) serveWasm(w http.ResponseWriter, r *http.Request) {
 // serveFile serves name if it is a regular file, and reports whether it did.
 // Every app file is revalidated (no-cache + ETag): a new deploy must reach
 // clients on their next load, and an unchanged one costs a 304.
-func (s *site) serveFile(w http.ResponseWriter, r *http.Request, name, encoding string) bool {
-	f, err := s.root.Open(name)
+func serveFile(w http.ResponseWriter, r *http.Request, root *os.Root, name, encoding string) bool {
+	f, err := root.Open(name)
 	if err != nil {
 		return false
 	}
@@ -133,6 +155,12 @@ func (s *site) serveFile(w http.ResponseWriter, r *http.Request, name, encoding 
 	if encoding != "" {
 		h.Set("Content-Encoding", encoding)
 		ext = path.Ext(strings.TrimSuffix(name, path.Ext(name)))
+		// ServeContent leaves the length out of an encoded answer, which
+		// then goes chunked; the whole file's length is right unless a
+		// range is asked for.
+		if r.Header.Get("Range") == "" {
+			h.Set("Content-Length", strconv.FormatInt(st.Size(), 10))
+		}
 	}
 	if ct := contentType(ext); ct != "" {
 		h.Set("Content-Type", ct)
@@ -143,28 +171,27 @@ func (s *site) serveFile(w http.ResponseWriter, r *http.Request, name, encoding 
 	return true
 }
 
-// accepts reports whether an Accept-Encoding value allows enc (q > 0).
+// accepts reports whether an Accept-Encoding value allows enc (q > 0). The
+// encoding's own entry decides over "*", whatever their order.
 func accepts(header, enc string) bool {
+	star := -1.0
 	for part := range strings.SplitSeq(header, ",") {
 		token, params, _ := strings.Cut(part, ";")
 		token = strings.TrimSpace(token)
-		if !strings.EqualFold(token, enc) && token != "*" {
-			continue
-		}
 		q := 1.0
-		if k, v, ok := strings.Cut(strings.TrimSpace(params), "="); ok && strings.TrimSpace(k) == "q" {
-			if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
-				q = f
+		for param := range strings.SplitSeq(params, ";") {
+			if k, v, ok := strings.Cut(strings.TrimSpace(param), "="); ok && strings.EqualFold(strings.TrimSpace(k), "q") {
+				if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+					q = f
+				}
 			}
 		}
-		return q > 0
+		switch {
+		case strings.EqualFold(token, enc):
+			return q > 0
+		case token == "*":
+			star = q
+		}
 	}
-	return false
-}
-
-// close releases the site directory.
-func (s *site) close() {
-	if s.root != nil {
-		_ = s.root.Close()
-	}
+	return star > 0
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,7 +14,13 @@ import (
 	"github.com/andybalholm/brotli"
 )
 
-var fakeWasm = bytes.Repeat([]byte("\x00asm\x01\x00\x00\x00 wasm body "), 4096)
+// fakeWasm does not compress, so its .br and .gz copies outgrow net/http's
+// response buffer as the real ones do, and go out as they would.
+var fakeWasm = func() []byte {
+	b := append([]byte("\x00asm\x01\x00\x00\x00"), make([]byte, 64<<10)...)
+	_, _ = rand.NewChaCha8([32]byte{}).Read(b[8:])
+	return b
+}()
 
 // writeSite lays out a generated site as sitegen does.
 func writeSite(t *testing.T) string {
@@ -101,6 +108,9 @@ func TestSiteServesPrecompressedWasm(t *testing.T) {
 		{"gzip, deflate, br, zstd", "br"},
 		{"gzip", "gzip"},
 		{"br;q=0, gzip;q=0.8", "gzip"},
+		{"*, br;q=0", "gzip"}, // the encoding's own entry decides over "*"
+		{"br;v=1;q=0, gzip", "gzip"},
+		{"gzip;q=0, *", "br"},
 		{"", ""},
 		{"identity", ""},
 	} {
@@ -122,6 +132,12 @@ func TestSiteServesPrecompressedWasm(t *testing.T) {
 			t.Errorf("Accept-Encoding %q: %d %v", tc.accept, resp.StatusCode, h)
 			continue
 		}
+		// A length lets the browser and any cache between see the size;
+		// without it the answer went chunked.
+		if resp.ContentLength != int64(len(raw)) || len(resp.TransferEncoding) > 0 {
+			t.Errorf("Accept-Encoding %q: Content-Length %d for %d bytes, transfer encoding %v",
+				tc.accept, resp.ContentLength, len(raw), resp.TransferEncoding)
+		}
 		var decoded []byte
 		switch tc.encoding {
 		case "br":
@@ -139,6 +155,80 @@ func TestSiteServesPrecompressedWasm(t *testing.T) {
 			t.Errorf("Accept-Encoding %q: body does not decode to the wasm (%v)", tc.accept, err)
 		}
 	}
+}
+
+// A rebuilt or swapped site directory is what the next request gets, with
+// no restart: a deploy that renames a new build into place, a make clean
+// and make site, or a first build after the proxy started.
+// A range of the precompressed file is a range of its bytes, with the
+// length of the part; HEAD gives the whole file's length.
+func TestSitePrecompressedRangeAndHead(t *testing.T) {
+	dir := writeSite(t)
+	br, err := os.ReadFile(filepath.Join(dir, "web/app.wasm.br"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, map[string]string{"SITE_DIR": dir})
+	c := &http.Client{Transport: &http.Transport{DisableCompression: true}, Timeout: client().Timeout}
+	req, _ := http.NewRequest("GET", p.base+"/web/app.wasm", nil)
+	req.Header.Set("Accept-Encoding", "br")
+	req.Header.Set("Range", "bytes=0-3")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	part, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(part, br[:4]) || resp.ContentLength != 4 {
+		t.Errorf("range 0-3 of the br file: %d, %d bytes, Content-Length %d", resp.StatusCode, len(part), resp.ContentLength)
+	}
+	req, _ = http.NewRequest("HEAD", p.base+"/web/app.wasm", nil)
+	req.Header.Set("Accept-Encoding", "br")
+	resp, err = c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.ContentLength != int64(len(br)) {
+		t.Errorf("HEAD with br: %d, Content-Length %d, want %d", resp.StatusCode, resp.ContentLength, len(br))
+	}
+}
+
+func TestSiteFollowsTheDirectoryAsItChanges(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "site")
+	p := start(t, map[string]string{"SITE_DIR": dir})
+	page := func(want int, body string) {
+		t.Helper()
+		resp, got := do(t, "GET", p.base+"/", nil, nil)
+		if resp.StatusCode != want || !strings.Contains(got, body) {
+			t.Fatalf("GET /: %d %q; want %d with %q", resp.StatusCode, got, want, body)
+		}
+	}
+	page(http.StatusServiceUnavailable, "not built")
+	build := func(index string) {
+		t.Helper()
+		tmp := dir + ".new"
+		if err := os.MkdirAll(tmp, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(tmp, "index.html"), []byte(index), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	build("release one")
+	page(http.StatusOK, "release one")
+	build("release two")
+	page(http.StatusOK, "release two")
+	if err := os.Remove(filepath.Join(dir, "index.html")); err != nil {
+		t.Fatal(err)
+	}
+	page(http.StatusServiceUnavailable, "no index.html")
 }
 
 func TestMissingSiteSaysSoAndAPIStillWorks(t *testing.T) {
