@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"errors"
+	"io"
 	"net"
+	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
@@ -56,6 +58,27 @@ func TestDebugServesGoroutineProfileOnItsOwnListener(t *testing.T) {
 		t.Errorf("goroutine total %d", n)
 	}
 	notProfile(t, p.base+"/debug/pprof/goroutine?debug=1")
+
+	// A page that points its own name at 127.0.0.1 gets nothing.
+	req, err := http.NewRequest("GET", m[1]+"/debug/pprof/goroutine?debug=1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = "rebound.example.com"
+	rebound, err := client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(rebound.Body)
+	rebound.Body.Close()
+	if rebound.StatusCode != http.StatusForbidden || strings.Contains(string(got), "goroutine profile") {
+		t.Errorf("addressed to another name: %d %.200q", rebound.StatusCode, got)
+	}
+	// A profile of a day is refused up front, not run.
+	resp, body = do(t, "GET", m[1]+"/debug/pprof/profile?seconds=100000", nil, nil)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "seconds: at most 120") {
+		t.Errorf("a 100000 s profile: %d %.200q", resp.StatusCode, body)
+	}
 
 	// Stopping the proxy closes the debug listener too.
 	p.stop()
