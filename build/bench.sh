@@ -43,11 +43,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# free_port prints a loopback port nothing listens on.
+# free_port prints a loopback port nothing listens on, other than the ports
+# given (picked already, but not yet listened on).
 free_port() {
 	local port
 	for _ in $(seq 100); do
 		port=$((20000 + RANDOM % 40000))
+		case " $* " in *" $port "*) continue ;; esac
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 			echo "$port"
 			return
@@ -87,8 +89,8 @@ $GO build -trimpath -o "$bin/benchcmp" ./build/benchcmp
 
 key="bench-$(date +%s)-$RANDOM"
 sim_port=$(free_port)
-proxy_port=$(free_port)
-nginx_port=$(free_port)
+proxy_port=$(free_port "$sim_port")
+nginx_port=$(free_port "$sim_port" "$proxy_port")
 
 # Tasks finish at once and credits never run out: the benchmark measures the
 # hop, and must not be cut short by the simulator's 402 or 429.
