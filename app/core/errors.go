@@ -50,6 +50,16 @@ func (e *APIError) Error() string {
 
 func (e *APIError) Unwrap() error { return e.Err }
 
+// UserMessage is the sentence for the user about err: the API client's own
+// when it wrote one.
+func UserMessage(err error) string {
+	var ae *APIError
+	if errors.As(err, &ae) && ae.Message != "" {
+		return ae.Message
+	}
+	return err.Error()
+}
+
 // StorageError is a failed storage operation. A missing record wraps ErrNotFound.
 type StorageError struct {
 	Op, Store, Key string

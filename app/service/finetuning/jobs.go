@@ -3,7 +3,6 @@ package finetuning
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/url"
@@ -197,12 +196,12 @@ func (t *Tracker) Follow(ctx context.Context, j Job) (Job, error) {
 		if err != nil {
 			// The proxy already retried; keep the error visible and try
 			// again later rather than abandon a paid training.
-			j.LastError = userMessage(err)
+			j.LastError = core.UserMessage(err)
 		} else {
 			j = t.apply(j, res)
 		}
 		if err := t.Save(ctx, j); err != nil {
-			j.LastError = userMessage(err)
+			j.LastError = core.UserMessage(err)
 		}
 		t.publish(j)
 		if j.Done() {
@@ -275,15 +274,6 @@ func terminalMessage(r bfl.ResultResponse) string {
 		}
 	}
 	return msg
-}
-
-// userMessage prefers the API client's sentence for the user.
-func userMessage(err error) string {
-	var apiErr *core.APIError
-	if errors.As(err, &apiErr) && apiErr.Message != "" {
-		return apiErr.Message
-	}
-	return err.Error()
 }
 
 // jitter spreads polls by ±20% so many tabs or jobs do not poll in step.

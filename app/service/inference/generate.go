@@ -173,8 +173,12 @@ func (s *Service) track(ctx context.Context, rec gallery.Record, update Update) 
 		err := s.api.Get(ctx, "get_result", url.Values{"id": {rec.ID}}, &r)
 		return r, err
 	}
-	res, err := s.poller.Wait(ctx, poll, func(r bfl.ResultResponse) {
-		rec.Progress = r.Progress
+	res, err := s.poller.Wait(ctx, poll, func(r bfl.ResultResponse, err error) {
+		if err != nil {
+			rec.Reason = "Checking on the task failed, still trying: " + core.UserMessage(err)
+		} else {
+			rec.Progress, rec.Reason = r.Progress, ""
+		}
 		update(rec)
 	})
 	if err != nil {
@@ -187,7 +191,7 @@ func (s *Service) track(ctx context.Context, rec gallery.Record, update Update) 
 		}
 		return rec, fmt.Errorf("task %s: %w", rec.ID, err)
 	}
-	rec.Status, rec.Progress, rec.Details, rec.Finished = res.Status, nil, res.Details, s.now().UTC()
+	rec.Status, rec.Progress, rec.Details, rec.Finished, rec.Reason = res.Status, nil, res.Details, s.now().UTC(), ""
 	if res.Status == bfl.StatusReady {
 		rec = s.fetch(ctx, rec, res)
 	} else {

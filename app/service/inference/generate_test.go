@@ -301,3 +301,42 @@ func TestSubscribersHearEveryTaskUntilTheyCancel(t *testing.T) {
 		t.Fatal("the remaining subscriber heard nothing of the new task")
 	}
 }
+
+// flakyPoll fails its first polls as an outage longer than the client's own
+// retries would.
+type flakyPoll struct {
+	*fakeBFL
+	fails atomic.Int32
+}
+
+func (f *flakyPoll) Poll(ctx context.Context, u string) (bfl.ResultResponse, error) {
+	if f.fails.Add(-1) >= 0 {
+		return bfl.ResultResponse{}, &core.APIError{Endpoint: "poll", Message: "The proxy could not be reached: check your connection."}
+	}
+	return f.fakeBFL.Poll(ctx, u)
+}
+
+// A paid task outlives an outage: polling goes on, the record says why it
+// is waiting, and the image arrives when the polls do.
+func TestGenerateOutlivesFailedPolls(t *testing.T) {
+	ctx := testCtx(t)
+	api := &flakyPoll{fakeBFL: newFakeBFL(2)}
+	api.fails.Store(3)
+	g := gallery.New(core.NewMemoryStorage())
+	svc := New(api, g, Options{Poller: quickPoller})
+	var sawTrouble atomic.Bool
+	rec, err := svc.Generate(ctx, ultra("ADA cat"), func(r gallery.Record) {
+		if strings.Contains(r.Reason, "still trying") && strings.Contains(r.Reason, "could not be reached") {
+			sawTrouble.Store(true)
+		}
+	})
+	if err != nil || rec.Status != bfl.StatusReady || !rec.HasImage() || rec.Reason != "" {
+		t.Fatalf("after 3 failed polls: %v, status %q, image %v, reason %q", err, rec.Status, rec.HasImage(), rec.Reason)
+	}
+	if !sawTrouble.Load() {
+		t.Error("while the polls failed, no update said so")
+	}
+	if len(api.posts) != 1 {
+		t.Errorf("%d submits for one click", len(api.posts))
+	}
+}

@@ -65,7 +65,12 @@ func (p Poller) delay(i int) time.Duration {
 // Wait polls until the task reaches a terminal status and returns that answer.
 // Pending and any unknown status count as running; each answer still running
 // is passed to progress (with progress normalised to 0..100).
-func (p Poller) Wait(ctx context.Context, poll func(context.Context) (bfl.ResultResponse, error), progress func(bfl.ResultResponse)) (bfl.ResultResponse, error) {
+//
+// A poll that fails counts as running too, and is passed to progress as its
+// error: the task was submitted and paid for, and an outage of the proxy or
+// of BFL for longer than the client's own retries must not end the wait for
+// its image. Only the deadline or the context does.
+func (p Poller) Wait(ctx context.Context, poll func(context.Context) (bfl.ResultResponse, error), progress func(bfl.ResultResponse, error)) (bfl.ResultResponse, error) {
 	p = p.withDefaults()
 	start := p.Now()
 	for i := 0; ; i++ {
@@ -73,17 +78,22 @@ func (p Poller) Wait(ctx context.Context, poll func(context.Context) (bfl.Result
 			return bfl.ResultResponse{}, fmt.Errorf("poll: %w", err)
 		}
 		r, err := poll(ctx)
-		if err != nil {
-			return r, fmt.Errorf("poll: %w", err)
+		if ctx.Err() != nil {
+			return r, fmt.Errorf("poll: %w", ctx.Err())
 		}
-		r.Progress = bfl.NormalizeProgress(r.Progress)
-		if r.Status.Terminal() {
-			return r, nil
+		if err == nil {
+			r.Progress = bfl.NormalizeProgress(r.Progress)
+			if r.Status.Terminal() {
+				return r, nil
+			}
 		}
 		if progress != nil {
-			progress(r)
+			progress(r, err)
 		}
 		if p.Now().Sub(start) >= p.Deadline {
+			if err != nil {
+				return r, fmt.Errorf("poll: failing after %v (%w): %w", p.Deadline, err, ErrDeadline)
+			}
 			return r, fmt.Errorf("poll: still %q after %v: %w", r.Status, p.Deadline, ErrDeadline)
 		}
 	}

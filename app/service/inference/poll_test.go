@@ -46,7 +46,7 @@ func TestPollerStopsOnEveryTerminalStatus(t *testing.T) {
 		clock := &fakeClock{}
 		poll, n := sequence(bfl.StatusPending, st)
 		var seen []float64
-		r, err := clock.poller(time.Minute).Wait(context.Background(), poll, func(r bfl.ResultResponse) { seen = append(seen, *r.Progress) })
+		r, err := clock.poller(time.Minute).Wait(context.Background(), poll, func(r bfl.ResultResponse, _ error) { seen = append(seen, *r.Progress) })
 		if err != nil || r.Status != st || *n != 2 {
 			t.Errorf("%s: status %q after %d polls, err %v", st, r.Status, *n, err)
 		}
@@ -60,7 +60,7 @@ func TestPollerTreatsUnknownStatusAsRunning(t *testing.T) {
 	clock := &fakeClock{}
 	poll, n := sequence("Queued", "Processing", "Pending", bfl.StatusReady)
 	updates := 0
-	r, err := clock.poller(time.Minute).Wait(context.Background(), poll, func(bfl.ResultResponse) { updates++ })
+	r, err := clock.poller(time.Minute).Wait(context.Background(), poll, func(bfl.ResultResponse, error) { updates++ })
 	if err != nil || r.Status != bfl.StatusReady || *n != 4 || updates != 3 {
 		t.Fatalf("got %q after %d polls (%d updates), err %v", r.Status, *n, updates, err)
 	}
@@ -101,19 +101,44 @@ func TestPollerStopsWithTheContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	clock := &fakeClock{}
 	poll, _ := sequence(bfl.StatusPending)
-	_, err := clock.poller(time.Hour).Wait(ctx, poll, func(bfl.ResultResponse) { cancel() })
+	_, err := clock.poller(time.Hour).Wait(ctx, poll, func(bfl.ResultResponse, error) { cancel() })
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("want context.Canceled, got %v", err)
 	}
 }
 
-func TestPollerReturnsPollErrors(t *testing.T) {
+// A failed poll does not end the wait: the task is paid for, and an outage
+// longer than the client's own retries must not cost its image. The
+// failures are reported, and polling goes on to the answer.
+func TestPollerKeepsPollingThroughFailures(t *testing.T) {
 	boom := errors.New("proxy down")
 	clock := &fakeClock{}
-	_, err := clock.poller(time.Hour).Wait(context.Background(), func(context.Context) (bfl.ResultResponse, error) {
+	polls := 0
+	var reported []error
+	r, err := clock.poller(time.Hour).Wait(context.Background(), func(context.Context) (bfl.ResultResponse, error) {
+		polls++
+		if polls <= 5 {
+			return bfl.ResultResponse{}, boom
+		}
+		return bfl.ResultResponse{Status: bfl.StatusReady}, nil
+	}, func(_ bfl.ResultResponse, err error) { reported = append(reported, err) })
+	if err != nil || r.Status != bfl.StatusReady || polls != 6 {
+		t.Fatalf("after 5 failed polls: %v %q after %d polls; want Ready on the 6th", err, r.Status, polls)
+	}
+	if len(reported) != 5 || !errors.Is(reported[0], boom) {
+		t.Errorf("reported %v; want the 5 failures", reported)
+	}
+}
+
+// Failures that last past the deadline end the wait as the deadline, so
+// the task stays Pending for Resume to take up again, with the cause.
+func TestPollerFailingPastTheDeadlineIsADeadline(t *testing.T) {
+	boom := errors.New("proxy down")
+	clock := &fakeClock{}
+	_, err := clock.poller(time.Minute).Wait(context.Background(), func(context.Context) (bfl.ResultResponse, error) {
 		return bfl.ResultResponse{}, boom
 	}, nil)
-	if !errors.Is(err, boom) {
-		t.Fatalf("got %v", err)
+	if !errors.Is(err, ErrDeadline) || !errors.Is(err, boom) {
+		t.Fatalf("got %v; want the deadline, naming the failure", err)
 	}
 }
