@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -204,6 +205,20 @@ func (s *Service) track(ctx context.Context, rec gallery.Record, update Update) 
 	return rec, nil
 }
 
+// refetch tries again to keep the image of a finished task that has none.
+func (s *Service) refetch(ctx context.Context, rec gallery.Record, update Update) error {
+	rec = s.fetchImage(ctx, rec)
+	if err := s.gallery.Save(ctx, rec); err != nil {
+		return fmt.Errorf("keep the image of %s: %w", rec.ID, err)
+	}
+	update(rec)
+	return nil
+}
+
+// linkLife is how long a fetch of a result is tried: BFL's signed links
+// work for about 10 minutes after the task ends.
+const linkLife = 9 * time.Minute
+
 // fetch downloads the image right away and keeps it with the record.
 func (s *Service) fetch(ctx context.Context, rec gallery.Record, res bfl.ResultResponse) gallery.Record {
 	var ir bfl.ImageResult
@@ -215,17 +230,33 @@ func (s *Service) fetch(ctx context.Context, rec gallery.Record, res bfl.ResultR
 	if ir.Seed != nil {
 		rec.Seed = ir.Seed
 	}
-	data, mt, err := s.api.Image(ctx, ir.Sample)
-	if err != nil {
+	return s.fetchImage(ctx, rec)
+}
+
+// fetchImage fetches the record's image and keeps it with the record. A
+// fetch that fails is tried again, with the poller's backoff, for as long
+// as the link may live: the image is paid for, and the link is the only way
+// to it. An answer that says the link is gone or refused ends the tries.
+func (s *Service) fetchImage(ctx context.Context, rec gallery.Record) gallery.Record {
+	p := s.poller.withDefaults()
+	for i := 0; ; i++ {
+		data, mt, err := s.api.Image(ctx, rec.Result.Sample)
+		if err == nil {
+			out, err := s.gallery.SaveImage(ctx, rec, data, mt)
+			out.Reason = ""
+			if err != nil {
+				out.Image, out.MediaType = "", ""
+				out.Reason = fmt.Sprintf("The image was fetched but could not be stored: %v", err)
+			}
+			return out
+		}
 		rec.Reason = fmt.Sprintf("The image was made but could not be fetched: %v", err)
-		return rec
+		var ae *core.APIError
+		gone := errors.As(err, &ae) && ae.Status >= 400 && ae.Status < 500 && ae.Status != http.StatusRequestTimeout && ae.Status != http.StatusTooManyRequests
+		if gone || s.now().Sub(rec.Finished) >= linkLife || p.Sleep(ctx, p.delay(i)) != nil {
+			return rec
+		}
 	}
-	out, err := s.gallery.SaveImage(ctx, rec, data, mt)
-	if err != nil {
-		out.Image, out.MediaType = "", ""
-		out.Reason = fmt.Sprintf("The image was fetched but could not be stored: %v", err)
-	}
-	return out
 }
 
 // reason says in words why a task gave no image, with BFL's reasons when it sent them.
@@ -259,7 +290,8 @@ func reason(r bfl.ResultResponse) string {
 }
 
 // Resume polls every stored task that was still running (after a reload) to
-// its end. It returns when all have ended or ctx is done.
+// its end, and fetches again a finished image that was not kept while its
+// link may still work. It returns when all have ended or ctx is done.
 func (s *Service) Resume(ctx context.Context, update Update) error {
 	update = s.withSubscribers(update)
 	recs, err := s.gallery.List(ctx, "")
@@ -269,7 +301,14 @@ func (s *Service) Resume(ctx context.Context, update Update) error {
 	errs := make(chan error, len(recs))
 	n := 0
 	for _, r := range recs {
-		if !r.Running() || r.ID == "" {
+		if r.ID == "" {
+			continue
+		}
+		if !r.Running() {
+			if r.Status == bfl.StatusReady && !r.HasImage() && r.Result != nil && r.Result.Sample != "" && s.now().Sub(r.Finished) < linkLife {
+				n++
+				go func() { errs <- s.refetch(ctx, r, update) }()
+			}
 			continue
 		}
 		n++

@@ -3,6 +3,7 @@ package inference
 import (
 	"context"
 	"errors"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -338,5 +339,95 @@ func TestGenerateOutlivesFailedPolls(t *testing.T) {
 	}
 	if len(api.posts) != 1 {
 		t.Errorf("%d submits for one click", len(api.posts))
+	}
+}
+
+// flakyImage fails its first image fetches with the given status.
+type flakyImage struct {
+	*fakeBFL
+	calls         atomic.Int32
+	fails, status int
+}
+
+func (f *flakyImage) Image(ctx context.Context, u string) ([]byte, string, error) {
+	if int(f.calls.Add(1)) <= f.fails {
+		return nil, "", &core.APIError{Endpoint: "image", Status: f.status, Message: "trouble"}
+	}
+	return f.fakeBFL.Image(ctx, u)
+}
+
+// A Ready image whose fetch fails is fetched again while its link may live;
+// a link the delivery host calls gone is not asked for again.
+func TestGenerateFetchesTheImageAgainWhileTheLinkLives(t *testing.T) {
+	for _, tc := range []struct {
+		status, fails int
+		kept          bool
+		fetches       int
+	}{
+		{http.StatusBadGateway, 3, true, 4},
+		{http.StatusTooManyRequests, 1, true, 2},
+		{http.StatusNotFound, 1, false, 1}, // expired: BFL keeps results about 10 minutes
+	} {
+		ctx := testCtx(t)
+		api := &flakyImage{fakeBFL: newFakeBFL(1), fails: tc.fails, status: tc.status}
+		g := gallery.New(core.NewMemoryStorage())
+		rec, err := New(api, g, Options{Poller: quickPoller}).Generate(ctx, ultra("ADA cat"), nil)
+		stored, _ := g.Get(ctx, rec.ID)
+		if err != nil || stored.Status != bfl.StatusReady || stored.HasImage() != tc.kept {
+			t.Errorf("image %d x%d: %v, status %q, image kept %v, reason %q", tc.status, tc.fails, err, stored.Status, stored.HasImage(), stored.Reason)
+		}
+		if got := int(api.calls.Load()); got != tc.fetches {
+			t.Errorf("image %d x%d: %d fetches, want %d", tc.status, tc.fails, got, tc.fetches)
+		}
+		if tc.kept && stored.Reason != "" {
+			t.Errorf("image %d x%d: kept, but the reason still says %q", tc.status, tc.fails, stored.Reason)
+		}
+	}
+}
+
+// Past the link's life the fetch is not tried again: BFL would only answer
+// that the link is gone.
+func TestGenerateStopsFetchingWhenTheLinkHasDied(t *testing.T) {
+	ctx := testCtx(t)
+	api := &flakyImage{fakeBFL: newFakeBFL(1), fails: 1000, status: http.StatusBadGateway}
+	g := gallery.New(core.NewMemoryStorage())
+	var calls atomic.Int32
+	start := time.Now()
+	// Each reading of the clock is a minute later: the link dies within a few tries.
+	now := func() time.Time { return start.Add(time.Duration(calls.Add(1)) * time.Minute) }
+	rec, err := New(api, g, Options{Poller: quickPoller, Now: now}).Generate(ctx, ultra("ADA cat"), nil)
+	if err != nil || rec.HasImage() || !strings.Contains(rec.Reason, "could not be fetched") {
+		t.Fatalf("%v, image %v, reason %q", err, rec.HasImage(), rec.Reason)
+	}
+	if n := api.calls.Load(); n < 2 || n > 12 {
+		t.Errorf("%d fetches; want a few, stopping about %v after the task ended", n, linkLife)
+	}
+}
+
+// After a reload, a finished task whose image was not kept is fetched again
+// while its link may work, and left alone once it cannot.
+func TestResumeFetchesAMissingImageWhileTheLinkLives(t *testing.T) {
+	ctx := testCtx(t)
+	api := &flakyImage{fakeBFL: newFakeBFL(1), fails: 1, status: http.StatusNotFound}
+	g := gallery.New(core.NewMemoryStorage())
+	rec, err := New(api, g, Options{Poller: quickPoller}).Generate(ctx, ultra("ADA cat"), nil)
+	if err != nil || rec.HasImage() {
+		t.Fatalf("the first fetch should have failed: %v, image %v", err, rec.HasImage())
+	}
+	// A reload ten minutes on: the link is dead, nothing is fetched.
+	late := func() time.Time { return rec.Finished.Add(10 * time.Minute) }
+	if err := New(api, g, Options{Poller: quickPoller, Now: late}).Resume(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := api.calls.Load(); n != 1 {
+		t.Errorf("%d fetches after a late reload, want none past the first", n-1)
+	}
+	// A reload a minute on: fetched and kept.
+	if err := New(api, g, Options{Poller: quickPoller}).Resume(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	stored, _ := g.Get(ctx, rec.ID)
+	if !stored.HasImage() || stored.Reason != "" {
+		t.Errorf("after Resume: image %v, reason %q", stored.HasImage(), stored.Reason)
 	}
 }
