@@ -116,19 +116,23 @@ func (s *Service) Generate(ctx context.Context, f Form, update Update) (gallery.
 		return rec, fmt.Errorf("submit %s: the answer has no task id", f.Endpoint)
 	}
 	rec.ID, rec.PollingURL, rec.Cost, rec.Status = sub.ID, sub.PollingURL, sub.Cost, bfl.StatusPending
+	// From here the task is paid for: whatever storage refuses, it is
+	// followed to its image, and the failures are reported with it.
+	var kept []error
 	for name, img := range f.Images {
 		if _, sent := body[name]; !sent {
 			continue
 		}
 		if err := s.gallery.SaveInput(ctx, &rec, name, img.Data, img.MediaType); err != nil {
-			return rec, fmt.Errorf("keep the inputs of %s: %w", rec.ID, err)
+			kept = append(kept, fmt.Errorf("keep the %s input of %s: %w", name, rec.ID, err))
 		}
 	}
 	if err := s.gallery.Save(ctx, rec); err != nil {
-		return rec, err
+		kept = append(kept, err)
 	}
 	update(rec)
-	return s.track(ctx, rec, update)
+	rec, err = s.track(ctx, rec, update)
+	return rec, errors.Join(append(kept, err)...)
 }
 
 // params is the body without its base64 images, which are stored as blobs.

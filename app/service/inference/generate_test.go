@@ -431,3 +431,32 @@ func TestResumeFetchesAMissingImageWhileTheLinkLives(t *testing.T) {
 		t.Errorf("after Resume: image %v, reason %q", stored.HasImage(), stored.Reason)
 	}
 }
+
+// noBlobs refuses every blob, as a browser over its storage quota does.
+type noBlobs struct{ core.Storage }
+
+func (n noBlobs) PutBlob(ctx context.Context, key string, data []byte, ct string) error {
+	return &core.StorageError{Op: "put", Store: "blobs", Key: key, Err: errors.New("QuotaExceededError")}
+}
+
+// A submit BFL accepted is followed to its end even when its input images
+// cannot be stored: the task is paid for. The storage failure is reported.
+func TestGenerateFollowsAPaidTaskWhoseInputsCannotBeKept(t *testing.T) {
+	ctx := testCtx(t)
+	api := newFakeBFL(1)
+	g := gallery.New(noBlobs{core.NewMemoryStorage()})
+	f := Form{Endpoint: "flux-pro-1.0-fill-finetuned", Model: readyModel, Values: map[string]string{"prompt": "ADA"},
+		Images: map[string]Image{"image": {Data: pngBytes, MediaType: "image/png"}, "mask": {Data: pngBytes, MediaType: "image/png"}}}
+	rec, err := New(api, g, Options{Poller: quickPoller}).Generate(ctx, f, nil)
+	var se *core.StorageError
+	if !errors.As(err, &se) {
+		t.Errorf("the storage failure should be reported, got %v", err)
+	}
+	if len(api.posts) != 1 || api.tasks[rec.ID] == nil || api.tasks[rec.ID].polls == 0 {
+		t.Fatalf("submits %d, task %q polled %v; want the paid task followed", len(api.posts), rec.ID, api.tasks[rec.ID])
+	}
+	stored, gerr := g.Get(ctx, rec.ID)
+	if gerr != nil || stored.Status != bfl.StatusReady {
+		t.Errorf("the record: %v, status %q; want it kept and Ready", gerr, stored.Status)
+	}
+}
