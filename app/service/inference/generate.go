@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fluxforge/fluxforge/app/bfl"
@@ -43,7 +44,28 @@ type Service struct {
 	// single generations, batches and resumed tasks together stay under the limit.
 	slots chan struct{}
 
+	// following holds the ids of the tasks this service is polling or
+	// fetching for: Resume starts as the app does, and must not take up a
+	// task a Generate of the same session is already following.
+	mu        sync.Mutex
+	following map[string]bool
+
 	subs core.Listeners[gallery.Record]
+}
+
+// follow claims a task for one follower; ok is false if another has it.
+func (s *Service) follow(id string) (release func(), ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.following[id] {
+		return nil, false
+	}
+	s.following[id] = true
+	return func() {
+		s.mu.Lock()
+		delete(s.following, id)
+		s.mu.Unlock()
+	}, true
 }
 
 // New returns a service.
@@ -54,7 +76,7 @@ func New(api API, g *gallery.Gallery, o Options) *Service {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Service{api: api, gallery: g, poller: o.Poller, now: o.Now, slots: make(chan struct{}, o.MaxInFlight)}
+	return &Service{api: api, gallery: g, poller: o.Poller, now: o.Now, slots: make(chan struct{}, o.MaxInFlight), following: map[string]bool{}}
 }
 
 // Subscribe calls fn with every change of any task, whoever started it (a
@@ -116,6 +138,10 @@ func (s *Service) Generate(ctx context.Context, f Form, update Update) (gallery.
 		return rec, fmt.Errorf("submit %s: the answer has no task id", f.Endpoint)
 	}
 	rec.ID, rec.PollingURL, rec.Cost, rec.Status = sub.ID, sub.PollingURL, sub.Cost, bfl.StatusPending
+	// Claimed before the record is stored, where Resume could list it.
+	if release, ok := s.follow(rec.ID); ok {
+		defer release()
+	}
 	// From here the task is paid for: whatever storage refuses, it is
 	// followed to its image, and the failures are reported with it.
 	var kept []error
@@ -308,15 +334,24 @@ func (s *Service) Resume(ctx context.Context, update Update) error {
 		if r.ID == "" {
 			continue
 		}
-		if !r.Running() {
-			if r.Status == bfl.StatusReady && !r.HasImage() && r.Result != nil && r.Result.Sample != "" && s.now().Sub(r.Finished) < linkLife {
-				n++
-				go func() { errs <- s.refetch(ctx, r, update) }()
-			}
+		refetch := r.Status == bfl.StatusReady && !r.HasImage() && r.Result != nil && r.Result.Sample != "" && s.now().Sub(r.Finished) < linkLife
+		if !r.Running() && !refetch {
+			continue
+		}
+		release, ok := s.follow(r.ID)
+		if !ok {
 			continue
 		}
 		n++
+		if refetch {
+			go func() {
+				defer release()
+				errs <- s.refetch(ctx, r, update)
+			}()
+			continue
+		}
 		go func() {
+			defer release()
 			select {
 			case s.slots <- struct{}{}:
 			case <-ctx.Done():

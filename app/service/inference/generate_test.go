@@ -460,3 +460,31 @@ func TestGenerateFollowsAPaidTaskWhoseInputsCannotBeKept(t *testing.T) {
 		t.Errorf("the record: %v, status %q; want it kept and Ready", gerr, stored.Status)
 	}
 }
+
+// Resume, which the app starts as it opens, leaves alone a task that a
+// Generate of the same session is following: one task, one slot, one fetch.
+func TestResumeLeavesATaskBeingFollowedAlone(t *testing.T) {
+	ctx := testCtx(t)
+	api := newFakeBFL(20)
+	g := gallery.New(core.NewMemoryStorage())
+	svc := New(api, g, Options{Poller: quickPoller})
+	saved := make(chan struct{})
+	var once sync.Once
+	done := make(chan error, 1)
+	go func() {
+		_, err := svc.Generate(ctx, ultra("ADA cat"), func(gallery.Record) { once.Do(func() { close(saved) }) })
+		done <- err
+	}()
+	<-saved // stored Pending: Resume lists it now
+	if err := svc.Resume(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	api.mu.Lock()
+	defer api.mu.Unlock()
+	if api.images != 1 {
+		t.Errorf("the image was fetched %d times: the task was followed twice", api.images)
+	}
+}
