@@ -225,8 +225,10 @@ func (s *Service) Recheck(ctx context.Context, m Model) (Model, error) {
 	return m, nil
 }
 
-// Delete deletes the finetune on BFL and drops it from the cache. A finetune
-// BFL no longer knows (404) is already gone, which is what the user asked for.
+// Delete deletes the finetune on BFL and drops it from the cache, and from
+// the jobs store if it was trained here: the list merges local jobs in, and
+// would show the deleted model again as Ready. A finetune BFL no longer
+// knows (404) is already gone, which is what the user asked for.
 func (s *Service) Delete(ctx context.Context, id string) error {
 	var res bfl.DeleteFinetuneResponse
 	err := s.api.Post(ctx, "delete_finetune", map[string]string{"finetune_id": id}, &res)
@@ -234,8 +236,10 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 	if err != nil && !(errors.As(err, &apiErr) && apiErr.Status == http.StatusNotFound) {
 		return fmt.Errorf("delete finetune %s: %w", id, err)
 	}
-	if err := s.store.Delete(ctx, core.StoreModels, id); err != nil && !errors.Is(err, core.ErrNotFound) {
-		return fmt.Errorf("drop finetune %s from the cache: %w", id, err)
+	for _, st := range []string{core.StoreModels, core.StoreJobs} {
+		if err := s.store.Delete(ctx, st, id); err != nil && !errors.Is(err, core.ErrNotFound) {
+			return fmt.Errorf("drop finetune %s from %s: %w", id, st, err)
+		}
 	}
 	return nil
 }

@@ -309,3 +309,29 @@ func TestParseTimeAcceptsTheShapesSeen(t *testing.T) {
 		t.Error("unreadable timestamps should be zero")
 	}
 }
+
+// A finetune trained here and then deleted does not come back: its job
+// record is what the list merges in, and would show it Ready again.
+func TestDeletedLocalModelStaysDeleted(t *testing.T) {
+	ctx := testCtx(t)
+	acc := newAccount(0)
+	acc.add("a", "Alpha", "Ready")
+	store := core.NewMemoryStorage()
+	if err := store.Put(ctx, core.StoreJobs, "a", map[string]any{"id": "a", "name": "Alpha", "status": "Ready", "started": time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	svc := New(acc.api(), store, 0)
+	if _, err := svc.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Delete(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	list, err := svc.Refresh(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, ok := Find(list, "a"); ok {
+		t.Errorf("the deleted finetune is listed again, status %q", m.Status)
+	}
+}
