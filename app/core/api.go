@@ -134,9 +134,20 @@ func (a *API) Post(ctx context.Context, endpoint string, body any, out any) erro
 	if err != nil {
 		return &APIError{Endpoint: endpoint, Message: "The request could not be encoded.", Err: fmt.Errorf("encode body: %w", err)}
 	}
-	ctx, cancel := context.WithTimeout(ctx, a.opts.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, a.postTimeout(len(data)))
 	defer cancel()
 	return unsureSubmit(a.send(ctx, endpoint, http.MethodPost, "/api/v1/"+endpoint, nil, bytes.NewReader(data), int64(len(data)), out))
+}
+
+// slowUplink is the upload rate a submit's timeout allows for, about half a
+// megabit: a fill's image and mask or an image prompt make bodies of
+// megabytes, and a submit cut off by the timeout may still have reached BFL.
+const slowUplink = 64 << 10 // bytes per second
+
+// postTimeout is Timeout plus the time to send size bytes at slowUplink,
+// within UploadTimeout.
+func (a *API) postTimeout(size int) time.Duration {
+	return min(a.opts.Timeout+time.Duration(size)*time.Second/slowUplink, max(a.opts.UploadTimeout, a.opts.Timeout))
 }
 
 // PostJSON submits a pre-built JSON body, reporting upload progress. It is

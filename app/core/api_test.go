@@ -126,6 +126,34 @@ func TestGetDoesNotRetryClientErrors(t *testing.T) {
 	}
 }
 
+// A submit's timeout leaves time to send its body on a slow uplink: a
+// fill's image and mask make megabytes, and a submit cut off late may
+// already have been charged.
+func TestPostTimeoutGrowsWithTheBody(t *testing.T) {
+	a := NewAPI(APIOptions{Timeout: 30 * time.Second, UploadTimeout: 15 * time.Minute})
+	for size, want := range map[int]time.Duration{
+		1 << 10:   30*time.Second + time.Second/64,
+		8 << 20:   30*time.Second + 128*time.Second,
+		512 << 20: 15 * time.Minute,
+	} {
+		if got := a.postTimeout(size); got != want {
+			t.Errorf("%d bytes: timeout %v, want %v", size, got, want)
+		}
+	}
+	// End to end: a 1 MB body answered after 300 ms, with Timeout 100 ms.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		time.Sleep(300 * time.Millisecond)
+		_, _ = io.WriteString(w, `{"id":"t","polling_url":"u"}`)
+	}))
+	defer srv.Close()
+	a = NewAPI(APIOptions{BaseURL: srv.URL, Timeout: 100 * time.Millisecond})
+	err := a.Post(testCtx(t), "flux-pro-1.0-fill-finetuned", map[string]any{"image": strings.Repeat("A", 1<<20)}, nil)
+	if err != nil {
+		t.Errorf("a 1 MB submit with a 100 ms base timeout: %v", err)
+	}
+}
+
 func TestPostIsNeverRetried(t *testing.T) {
 	for _, status := range []int{http.StatusTooManyRequests, http.StatusServiceUnavailable} {
 		var calls atomic.Int32
