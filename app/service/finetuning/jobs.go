@@ -134,21 +134,28 @@ func (t *Tracker) Save(ctx context.Context, j Job) error {
 	return nil
 }
 
-// Jobs returns every stored job, newest first.
+// Jobs returns every stored job, newest first. A record that cannot be
+// read is reported in the error, and the others are still returned: one
+// damaged record must not hide, or stop the following of, every training.
 func (t *Tracker) Jobs(ctx context.Context) ([]Job, error) {
 	raws, err := t.store.List(ctx, core.StoreJobs)
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}
 	jobs := make([]Job, 0, len(raws))
+	bad := 0
 	for _, raw := range raws {
 		var j Job
 		if err := json.Unmarshal(raw, &j); err != nil {
-			return nil, fmt.Errorf("decode job record: %w", err)
+			bad++
+			continue
 		}
 		jobs = append(jobs, j)
 	}
 	sort.SliceStable(jobs, func(a, b int) bool { return jobs[a].Started.After(jobs[b].Started) })
+	if bad > 0 {
+		return jobs, fmt.Errorf("%d saved training record(s) could not be read and are not shown", bad)
+	}
 	return jobs, nil
 }
 
@@ -157,9 +164,6 @@ func (t *Tracker) Jobs(ctx context.Context) ([]Job, error) {
 // back after a reload.
 func (t *Tracker) Resume(ctx context.Context) error {
 	jobs, err := t.Jobs(ctx)
-	if err != nil {
-		return err
-	}
 	var wg sync.WaitGroup
 	for _, j := range jobs {
 		if j.Done() {
@@ -168,7 +172,7 @@ func (t *Tracker) Resume(ctx context.Context) error {
 		wg.Go(func() { _, _ = t.Follow(ctx, j) })
 	}
 	wg.Wait()
-	return nil
+	return err
 }
 
 // Follow polls one job until it is done or ctx ends, saving and publishing

@@ -225,6 +225,31 @@ func TestResumeFollowsOnlyUnfinishedJobs(t *testing.T) {
 	}
 }
 
+// One damaged record does not stop the following of the others, and is
+// reported: a reload must not leave every paid training unwatched.
+func TestResumeFollowsPastAnUnreadableRecord(t *testing.T) {
+	ctx := context.Background()
+	store := core.NewMemoryStorage()
+	api := &fakeAPI{script: map[string][]pollAnswer{
+		"run": {pending(50), {res: bfl.ResultResponse{Status: bfl.StatusReady}}},
+	}}
+	tr, _, _ := testTracker(api, store)
+	if err := tr.Save(ctx, Job{ID: "run", Status: bfl.StatusPending, Started: time.Now(), PollingURL: "https://api.us1.bfl.ai/v1/get_result?id=run"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Put(ctx, core.StoreJobs, "broken", "not a job"); err != nil {
+		t.Fatal(err)
+	}
+	err := tr.Resume(ctx)
+	if err == nil || !strings.Contains(err.Error(), "1 saved training record") {
+		t.Errorf("Resume: %v; want the unreadable record reported", err)
+	}
+	jobs, _ := tr.Jobs(ctx)
+	if len(jobs) != 1 || jobs[0].Status != bfl.StatusReady {
+		t.Fatalf("jobs after resume: %+v; want the readable one followed to Ready", jobs)
+	}
+}
+
 func TestFollowStopsWithContextAndSkipsDuplicates(t *testing.T) {
 	api := &fakeAPI{script: map[string][]pollAnswer{"x": {pending(1)}}}
 	tr, _, _ := testTracker(api, core.NewMemoryStorage())

@@ -99,7 +99,6 @@ func (p *Page) OnMount(ctx app.Context) {
 		ctx.Dispatch(func(ctx app.Context) {
 			if err != nil {
 				notify.Fail(ctx, err)
-				return
 			}
 			p.jobs = jobs
 		})
