@@ -10,6 +10,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/fluxforge/fluxforge/app/core"
@@ -109,6 +110,19 @@ func blobKeys(r Record) []string {
 	return keys
 }
 
+// ownBlobs reports whether every blob a record names is under its own keys.
+func ownBlobs(r Record) bool {
+	if r.HasImage() && r.Image != ImageKey(r.ID) {
+		return false
+	}
+	for field, key := range r.Inputs {
+		if key != InputKey(r.ID, field) {
+			return false
+		}
+	}
+	return true
+}
+
 // ImportResult counts what an import did.
 type ImportResult struct {
 	Added   int
@@ -162,6 +176,11 @@ func (g *Gallery) Import(ctx context.Context, data []byte) (ImportResult, error)
 			return res, &ImportError{Reason: fmt.Sprintf("record %s appears twice", e.Record.ID)}
 		}
 		seen[e.Record.ID] = true
+		// A record's blobs are stored under keys made from its id; an
+		// archive naming others could overwrite another record's image.
+		if strings.Contains(e.Record.ID, "/") || !ownBlobs(e.Record) {
+			return res, &ImportError{Reason: fmt.Sprintf("record %s names images that are not its own", e.Record.ID)}
+		}
 		for _, key := range blobKeys(e.Record) {
 			file, ok := e.Files[key]
 			if !ok {

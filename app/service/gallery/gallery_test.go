@@ -198,6 +198,11 @@ func TestImportRefusesBadArchives(t *testing.T) {
 		"missing id":     {zipOf(t, map[string]string{"manifest.json": `{"format":"fluxforge-gallery","version":1,"entries":[{"record":{"endpoint":"e"}}]}`}), "lacks the record's id"},
 		"duplicate":      {zipOf(t, map[string]string{"manifest.json": `{"format":"fluxforge-gallery","version":1,"entries":[{"record":{"id":"a","endpoint":"e"}},{"record":{"id":"a","endpoint":"e"}}]}`}), "appears twice"},
 		"missing images": {zipOf(t, map[string]string{"manifest.json": `{"format":"fluxforge-gallery","version":1,"entries":[{"record":{"id":"a","endpoint":"e","image":"gallery/a"},"files":{"gallery/a":{"name":"images/a.png"}}}]}`}), "not in the archive"},
+		// Blob keys come from the record's id: a record naming another's
+		// would overwrite that record's image on import.
+		"another record's image": {zipOf(t, map[string]string{"images/x.png": "forged", "manifest.json": `{"format":"fluxforge-gallery","version":1,"entries":[{"record":{"id":"new","endpoint":"e","image":"gallery/old"},"files":{"gallery/old":{"name":"images/x.png"}}}]}`}), "not its own"},
+		"another record's input": {zipOf(t, map[string]string{"images/x.png": "forged", "manifest.json": `{"format":"fluxforge-gallery","version":1,"entries":[{"record":{"id":"new","endpoint":"e","inputs":{"image":"gallery/old"}},"files":{"gallery/old":{"name":"images/x.png"}}}]}`}), "not its own"},
+		"an id that nests":       {zipOf(t, map[string]string{"images/x.png": "forged", "manifest.json": `{"format":"fluxforge-gallery","version":1,"entries":[{"record":{"id":"old/image","endpoint":"e","image":"gallery/old/image"},"files":{"gallery/old/image":{"name":"images/x.png"}}}]}`}), "not its own"},
 	} {
 		g := New(core.NewMemoryStorage())
 		_, err := g.Import(ctx, tc.data)
