@@ -43,7 +43,10 @@ func (s *Sim) serveDelivery(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "image/"+t.image.format)
 	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
-	w.Header().Set("Cache-Control", "private, max-age=600")
+	// Cached no longer than the link lives, so a cache cannot serve a
+	// sample after the simulator would answer 404.
+	left := int(t.sampleExpires(s.cfg.SampleTTL.D()).Sub(now).Seconds())
+	w.Header().Set("Cache-Control", "private, max-age="+strconv.Itoa(max(left, 0)))
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodGet {
 		_, _ = w.Write(data)

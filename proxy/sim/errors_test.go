@@ -280,9 +280,13 @@ func TestSampleExpiry(t *testing.T) {
 	ft := e.readyFinetune(nil)
 	gen := e.submit("flux-pro-1.1-ultra-finetuned", map[string]any{"finetune_id": ft, "prompt": "x"})
 	res := e.result(gen.PollingURL)
+	if img := e.fetchSample(res); img.header.Get("Cache-Control") != "private, max-age=600" {
+		t.Fatalf("fresh sample: Cache-Control %q, want the link's 600 s", img.header.Get("Cache-Control"))
+	}
 	e.clock.Advance(10*time.Minute - time.Second)
-	if img := e.fetchSample(res); img.status != http.StatusOK {
-		t.Fatalf("before expiry: %d", img.status)
+	// A cache may keep it only as long as the link lives.
+	if img := e.fetchSample(res); img.status != http.StatusOK || img.header.Get("Cache-Control") != "private, max-age=1" {
+		t.Fatalf("before expiry: %d, Cache-Control %q", img.status, img.header.Get("Cache-Control"))
 	}
 	e.clock.Advance(time.Second)
 	img := e.fetchSample(res)
