@@ -36,20 +36,31 @@ func (s *site) open() (*os.Root, string) {
 	if err != nil {
 		return nil, fmt.Sprintf("the PWA is not built: SITE_DIR=%s cannot be opened (%v); run make build", s.dir, errors.Unwrap(err))
 	}
-	if st, err := root.Stat("index.html"); err != nil || !st.Mode().IsRegular() {
-		_ = root.Close()
-		return nil, fmt.Sprintf("the PWA is not built: SITE_DIR=%s has no index.html; run make build", s.dir)
-	}
 	return root, ""
 }
 
-// missing says why the site cannot be served now, or "" if it can.
+// noIndex is why a site directory without index.html cannot serve the app.
+func (s *site) noIndex() string {
+	return fmt.Sprintf("the PWA is not built: SITE_DIR=%s has no index.html; run make build", s.dir)
+}
+
+// missing says why the app cannot be served now, or "" if it can.
 func (s *site) missing() string {
 	root, why := s.open()
-	if root != nil {
-		_ = root.Close()
+	if root == nil {
+		return why
 	}
-	return why
+	defer root.Close()
+	if st, err := root.Stat("index.html"); err != nil || !st.Mode().IsRegular() {
+		return s.noIndex()
+	}
+	return ""
+}
+
+// notBuilt answers for an app that cannot be served; the API still works.
+func notBuilt(w http.ResponseWriter, why string) {
+	w.Header().Set("Retry-After", "60")
+	http.Error(w, "FluxForge: "+why+". The API under /api/ works.", http.StatusServiceUnavailable)
 }
 
 // contentType names the types the generated site uses; Go's own table
@@ -91,8 +102,7 @@ func (s *site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	root, why := s.open()
 	if root == nil {
-		h.Set("Retry-After", "60")
-		http.Error(w, "FluxForge: "+why+". The API under /api/ works.", http.StatusServiceUnavailable)
+		notBuilt(w, why)
 		return
 	}
 	defer root.Close()
@@ -114,12 +124,12 @@ func (s *site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if serveFile(w, r, root, name, "") {
 		return
 	}
-	if path.Ext(name) != "" {
+	if path.Ext(name) != "" && name != "index.html" {
 		http.NotFound(w, r)
 		return
 	}
 	if !serveFile(w, r, root, name+".html", "") && !serveFile(w, r, root, "index.html", "") {
-		http.NotFound(w, r)
+		notBuilt(w, s.noIndex())
 	}
 }
 

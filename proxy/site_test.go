@@ -225,10 +225,18 @@ func TestSiteFollowsTheDirectoryAsItChanges(t *testing.T) {
 	page(http.StatusOK, "release one")
 	build("release two")
 	page(http.StatusOK, "release two")
+	if err := os.WriteFile(filepath.Join(dir, "page.html"), []byte("a page"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.Remove(filepath.Join(dir, "index.html")); err != nil {
 		t.Fatal(err)
 	}
 	page(http.StatusServiceUnavailable, "no index.html")
+	// Its other files are still served: the e2e suite serves a test page
+	// this way.
+	if resp, body := do(t, "GET", p.base+"/page", nil, nil); resp.StatusCode != http.StatusOK || body != "a page" {
+		t.Errorf("GET /page without index.html: %d %q", resp.StatusCode, body)
+	}
 }
 
 func TestMissingSiteSaysSoAndAPIStillWorks(t *testing.T) {
