@@ -434,6 +434,9 @@ func errorFromResponse(name string, res *http.Response) *APIError {
 		e.Message = "The proxy needs its access token: set it in Settings."
 	case s == http.StatusPaymentRequired:
 		e.Message = "Out of credits: top up at https://dashboard.bfl.ai and try again."
+	case (s == http.StatusForbidden || s == http.StatusUnauthorized) && proxyRefusal(detail.Detail):
+		// The proxy's own words name the setting to change.
+		e.Message = "The proxy refused this request: " + strings.TrimSuffix(detail.Detail, ".") + "."
 	case s == http.StatusForbidden || s == http.StatusUnauthorized: // BFL answers a bad key with either
 		e.Message = "BFL refused the API key: check BFL_API_KEY on the proxy."
 	case name == "finetune" && (s == http.StatusNotFound || s == http.StatusMethodNotAllowed):
@@ -462,6 +465,17 @@ func errorFromResponse(name string, res *http.Response) *APIError {
 		e.Message = "The request was refused: " + detailText(detail, http.StatusText(s))
 	}
 	return e
+}
+
+// proxyRefusal reports whether a 401 or 403 came from the proxy itself: its
+// refusals name the variable to change, which BFL's never do.
+func proxyRefusal(detail string) bool {
+	for _, name := range []string{"PROXY_TOKEN", "CORS_ORIGINS", "POLL_HOSTS", "DELIVERY_HOSTS"} {
+		if strings.Contains(detail, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // detailText is what BFL said, without the status that the message already implies.

@@ -217,6 +217,12 @@ func TestStatusMessagesSayWhatToDo(t *testing.T) {
 		{http.StatusUnauthorized, `{"detail":"Not authenticated - Invalid Authentication"}`, "API key"},
 		{http.StatusPaymentRequired, "", "Out of credits"},
 		{http.StatusForbidden, "", "API key"},
+		{http.StatusForbidden, `{"detail":"Invalid key"}`, "BFL refused the API key"},
+		// The proxy's own refusals name what to change; "BFL refused the
+		// API key" would send the user to the wrong place.
+		{http.StatusForbidden, `{"detail":"this proxy answers other machines only with an access token: start it with PROXY_TOKEN set and enter the token in Settings"}`, "The proxy refused this request: this proxy answers other machines only with an access token"},
+		{http.StatusForbidden, `{"detail":"a page from \"https://x.example\" may not call this proxy; list that origin in CORS_ORIGINS if it is yours"}`, "list that origin in CORS_ORIGINS"},
+		{http.StatusForbidden, `{"detail":"url refused by POLL_HOSTS: host is not on the allowlist"}`, "url refused by POLL_HOSTS"},
 		{http.StatusRequestEntityTooLarge, "", "too large"},
 		{http.StatusRequestTimeout, `{"detail":"the request body did not arrive within this proxy's READ_TIMEOUT=10m0s; nothing was submitted to BFL"}`, "too slow"},
 		{http.StatusTooManyRequests, "", "Too many tasks"},
