@@ -151,6 +151,25 @@ func TestFollowPollsWithBackoffToReady(t *testing.T) {
 	}
 }
 
+// A training still running never shows 100 %: a first 1 on BFL's 0-100
+// scale reads as a whole fraction, and "still training (100%)" would
+// contradict itself. Ready shows 100.
+func TestRunningProgressStopsShortOf100(t *testing.T) {
+	api := &fakeAPI{script: map[string][]pollAnswer{"t1": {
+		pending(1), pending(2), {res: bfl.ResultResponse{Status: bfl.StatusReady, Result: json.RawMessage(`{"finetune_id":"t1"}`)}},
+	}}}
+	tr, _, updates := testTracker(api, core.NewMemoryStorage())
+	job, err := tr.Follow(context.Background(), Job{ID: "t1", Status: bfl.StatusPending, PollingURL: "https://api.us1.bfl.ai/v1/get_result?id=t1"})
+	if err != nil || *job.Progress != 100 {
+		t.Fatalf("final job %+v %v", job, err)
+	}
+	for _, u := range *updates {
+		if !u.Done() && u.Progress != nil && *u.Progress > 99 {
+			t.Errorf("a running training shown at %v%%", *u.Progress)
+		}
+	}
+}
+
 func TestFollowGivesUpOnUnknownStatusAfterDeadline(t *testing.T) {
 	api := &fakeAPI{script: map[string][]pollAnswer{"t2": {
 		{res: bfl.ResultResponse{Status: "Queued"}},

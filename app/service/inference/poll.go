@@ -64,7 +64,7 @@ func (p Poller) delay(i int) time.Duration {
 
 // Wait polls until the task reaches a terminal status and returns that answer.
 // Pending and any unknown status count as running; each answer still running
-// is passed to progress (with progress normalised to 0..100).
+// is passed to progress (with progress normalised to 0..99).
 //
 // A poll that fails counts as running too, and is passed to progress as its
 // error: the task was submitted and paid for, and an outage of the proxy or
@@ -85,6 +85,11 @@ func (p Poller) Wait(ctx context.Context, poll func(context.Context) (bfl.Result
 			r.Progress = bfl.NormalizeProgress(r.Progress)
 			if r.Status.Terminal() {
 				return r, nil
+			}
+			// Still running is not 100 %: a first 1 on BFL's 0-100 scale
+			// reads as a whole fraction.
+			if r.Progress != nil {
+				*r.Progress = min(*r.Progress, 99)
 			}
 		}
 		if progress != nil {

@@ -56,6 +56,24 @@ func TestPollerStopsOnEveryTerminalStatus(t *testing.T) {
 	}
 }
 
+// A task still running is never reported at 100 %.
+func TestPollerReportsRunningProgressShortOf100(t *testing.T) {
+	clock := &fakeClock{}
+	one := 1.0
+	polls := 0
+	var seen []float64
+	_, err := clock.poller(time.Minute).Wait(context.Background(), func(context.Context) (bfl.ResultResponse, error) {
+		polls++
+		if polls == 1 {
+			return bfl.ResultResponse{Status: bfl.StatusPending, Progress: &one}, nil
+		}
+		return bfl.ResultResponse{Status: bfl.StatusReady}, nil
+	}, func(r bfl.ResultResponse, _ error) { seen = append(seen, *r.Progress) })
+	if err != nil || len(seen) != 1 || seen[0] != 99 {
+		t.Fatalf("%v, progress %v; want a running 1 shown as 99", err, seen)
+	}
+}
+
 func TestPollerTreatsUnknownStatusAsRunning(t *testing.T) {
 	clock := &fakeClock{}
 	poll, n := sequence("Queued", "Processing", "Pending", bfl.StatusReady)
