@@ -327,3 +327,24 @@ func TestGenerateVariationsBatch(t *testing.T) {
 	}
 	b.CheckConsole(t)
 }
+
+// A second click while a submit is on its way does not submit again: each
+// submit is a charge. The button is disabled until BFL has accepted the
+// first; a click forced through anyway changes nothing.
+func TestGenerateTwoQuickClicksMakeOneTask(t *testing.T) {
+	p := StartProxy(t, map[string]string{"SIM_TRAIN_SECONDS": "1"})
+	id := createModel(t, p, "Ada", "ADAX")
+	waitReady(t, p, id)
+	b := NewBrowser(t)
+	openGenerate(t, b, p, id)
+	generate(t, b, "ADAX by the sea [sim:slow=2s]")
+	b.WaitTrue(t, `document.getElementById('generate').disabled`)
+	// What a second click would do, disabled or not.
+	b.Do(t, chromedp.Evaluate[chromedp.Void](`document.getElementById('generate').dispatchEvent(new MouseEvent('click', {bubbles: true}))`))
+	b.WaitTrue(t, `!document.getElementById('generate').disabled && document.querySelectorAll('#results .result').length >= 1`)
+	// A second task would have been submitted by now and shown within its 2 s.
+	time.Sleep(3 * time.Second)
+	if n := Eval[int](t, b, `document.querySelectorAll('#results .result').length`); n != 1 {
+		t.Errorf("two clicks during one submit made %d tasks", n)
+	}
+}

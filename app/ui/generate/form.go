@@ -84,7 +84,7 @@ func (p *Page) renderForm() app.UI {
 		app.If(p.formErr != "", func() app.UI {
 			return app.P().ID("generate-error").Class("error").Role("alert").Text(p.formErr)
 		}),
-		app.Button().ID("generate").Class("btn primary").
+		app.Button().ID("generate").Class("btn primary").Disabled(p.busy > 0).
 			Text(map[bool]string{true: "Submitting…", false: "Generate"}[p.busy > 0]).
 			OnClick(func(ctx app.Context, e app.Event) {
 				p.submit(func(f inference.Form) ([]inference.Form, error) { return []inference.Form{f}, nil })
@@ -320,7 +320,7 @@ func (p *Page) renderBatch() app.UI {
 			app.Label().For("batch-count").Text("Variations (different seeds)"),
 			app.Input().ID("batch-count").Type("number").Min(2).Max(maxBatch).Value(p.batchN).
 				OnInput(func(ctx app.Context, e app.Event) { p.batchN = ctx.JSSrc().Get("value").String() }),
-			app.Button().ID("generate-variations").Class("btn").Text("Generate variations").OnClick(func(app.Context, app.Event) {
+			app.Button().ID("generate-variations").Class("btn").Text("Generate variations").Disabled(p.busy > 0).OnClick(func(app.Context, app.Event) {
 				p.submit(func(f inference.Form) ([]inference.Form, error) {
 					n, err := strconv.Atoi(strings.TrimSpace(p.batchN))
 					if err != nil || n < 1 || n > maxBatch {
@@ -336,7 +336,7 @@ func (p *Page) renderBatch() app.UI {
 				OnInput(func(ctx app.Context, e app.Event) { p.gridStrengths = ctx.JSSrc().Get("value").String() }),
 			app.Input().ID("grid-seeds").Type("number").Min(1).Max(maxBatch).Value(p.gridSeeds).
 				OnInput(func(ctx app.Context, e app.Event) { p.gridSeeds = ctx.JSSrc().Get("value").String() }),
-			app.Button().ID("generate-grid").Class("btn").Text("Generate grid").OnClick(func(app.Context, app.Event) {
+			app.Button().ID("generate-grid").Class("btn").Text("Generate grid").Disabled(p.busy > 0).OnClick(func(app.Context, app.Event) {
 				p.submit(p.grid)
 			}),
 			app.P().Class("hint").Text("Strengths separated by commas, then how many seeds; at most 24 tasks run at once, the rest wait."),
@@ -372,7 +372,13 @@ func (p *Page) grid(f inference.Form) ([]inference.Form, error) {
 // submit builds the form and runs the task(s) it expands to. The model's
 // status is checked again first: one that finished training since the list
 // was read is let through, one still training is refused with the reason.
+//
+// While a submit is on its way the buttons are disabled, and a click that
+// gets through anyway does nothing: a second submit is a second charge.
 func (p *Page) submit(expand func(inference.Form) ([]inference.Form, error)) {
+	if p.busy > 0 {
+		return
+	}
 	p.errs, p.formErr = map[string]string{}, ""
 	m, ok := p.model()
 	if !ok {
