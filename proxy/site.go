@@ -1,13 +1,18 @@
 package proxy
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // contentSecurityPolicy is the policy the PWA was tested under: wasm may
@@ -176,10 +181,30 @@ func serveFile(w http.ResponseWriter, r *http.Request, root *os.Root, name, enco
 		h.Set("Content-Type", ct)
 	}
 	h.Set("Cache-Control", "no-cache")
-	h.Set("ETag", `"`+strconv.FormatInt(st.Size(), 36)+"-"+strconv.FormatInt(st.ModTime().UnixNano(), 36)+encoding+`"`)
-	http.ServeContent(w, r, name, st.ModTime(), f)
+	// The app's small files (pages, app.js, the service worker) change by a
+	// few characters between versions, often at the same size, and some
+	// deploys keep modification times (cp -p, rsync -a, reproducible
+	// builds): their tag is a hash of their content, or a new worker would
+	// be answered 304 and never install. Large files (the wasm) are tagged
+	// by size and time; they change size when they change.
+	var content io.ReadSeeker = f
+	modTime := st.ModTime()
+	tag := strconv.FormatInt(st.Size(), 36) + "-" + strconv.FormatInt(modTime.UnixNano(), 36)
+	if st.Size() <= hashedUpTo {
+		data, err := io.ReadAll(f)
+		if err != nil {
+			return false
+		}
+		sum := sha256.Sum256(data)
+		tag, content, modTime = base64.RawURLEncoding.EncodeToString(sum[:12]), bytes.NewReader(data), time.Time{}
+	}
+	h.Set("ETag", `"`+tag+encoding+`"`)
+	http.ServeContent(w, r, name, modTime, content)
 	return true
 }
+
+// hashedUpTo is the largest file whose ETag is a hash of its content.
+const hashedUpTo = 1 << 20
 
 // accepts reports whether an Accept-Encoding value allows enc (q > 0). The
 // encoding's own entry decides over "*", whatever their order.

@@ -254,3 +254,35 @@ func TestMissingSiteSaysSoAndAPIStillWorks(t *testing.T) {
 		t.Errorf("/api/v1/credits with no site: %d %s", resp.StatusCode, body)
 	}
 }
+
+// A new version of a small file is fetched even when it has the old one's
+// size and modification time, as deploys that keep times (cp -p, rsync -a)
+// leave it: the service worker changes by its version string only, and a
+// 304 would keep every client on the old release.
+func TestSiteTagsSmallFilesByContent(t *testing.T) {
+	dir := writeSite(t)
+	worker := filepath.Join(dir, "app-worker.js")
+	if err := os.WriteFile(worker, []byte(`const cacheName = "app-aaaaaaaaaaaa";`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(worker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, map[string]string{"SITE_DIR": dir})
+	resp, _ := do(t, "GET", p.base+"/app-worker.js", nil, nil)
+	old := resp.Header.Get("ETag")
+	if again, _ := do(t, "GET", p.base+"/app-worker.js", nil, http.Header{"If-None-Match": {old}}); again.StatusCode != http.StatusNotModified {
+		t.Fatalf("unchanged file revalidated with %d, want 304", again.StatusCode)
+	}
+	if err := os.WriteFile(worker, []byte(`const cacheName = "app-bbbbbbbbbbbb";`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(worker, st.ModTime(), st.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := do(t, "GET", p.base+"/app-worker.js", nil, http.Header{"If-None-Match": {old}})
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "bbbbbbbbbbbb") {
+		t.Errorf("new worker, same size and time: %d %q; want 200 with the new version", resp.StatusCode, body)
+	}
+}
