@@ -46,9 +46,23 @@ func generate(cfg config) (summary, error) {
 		return summary{}, err
 	}
 	ui.Routes(container.New(container.Options{}))
-	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
-		return summary{}, fmt.Errorf("create %s: %w", cfg.Out, err)
+	// The site is built beside cfg.Out and renamed into place. Written in
+	// place, a proxy serving it would hand out the new service worker with
+	// the old app.wasm.br for the minutes brotli takes, and clients that
+	// updated then would keep the old wasm.
+	final := cfg.Out
+	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
+		return summary{}, fmt.Errorf("create %s: %w", filepath.Dir(final), err)
 	}
+	tmp, err := os.MkdirTemp(filepath.Dir(final), "."+filepath.Base(final)+".new-")
+	if err != nil {
+		return summary{}, fmt.Errorf("create a build directory beside %s: %w", final, err)
+	}
+	defer os.RemoveAll(tmp) // gone once renamed; left over only on failure
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return summary{}, fmt.Errorf("open %s to readers: %w", tmp, err)
+	}
+	cfg.Out = tmp
 	if err := app.GenerateStaticWebsite(cfg.Out, h, ui.Paths()...); err != nil {
 		return summary{}, fmt.Errorf("generate pages: %w", err)
 	}
@@ -63,7 +77,28 @@ func generate(cfg config) (summary, error) {
 	if s.Brotli, s.BrotliCached, err = writeBrotli(dst+".br", wasm, cfg.BrotliQuality, cfg.CacheDir); err != nil {
 		return summary{}, err
 	}
+	if err := swapIn(tmp, final); err != nil {
+		return summary{}, err
+	}
 	return s, nil
+}
+
+// swapIn puts the built directory at final, in place of the previous build.
+func swapIn(built, final string) error {
+	old := final + ".old"
+	if err := os.RemoveAll(old); err != nil {
+		return fmt.Errorf("clear %s: %w", old, err)
+	}
+	if err := os.Rename(final, old); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("move the previous build aside: %w", err)
+	}
+	if err := os.Rename(built, final); err != nil {
+		return fmt.Errorf("put the build in place: %w", err)
+	}
+	if err := os.RemoveAll(old); err != nil {
+		return fmt.Errorf("remove the previous build: %w", err)
+	}
+	return nil
 }
 
 // handler describes the PWA. Every resource is local: the worker's cache.addAll

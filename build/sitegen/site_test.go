@@ -5,7 +5,9 @@ import (
 	"compress/gzip"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -189,4 +191,37 @@ func TestCSPAllowsAProxyHostedApart(t *testing.T) {
 	if !strings.Contains(cspMeta(""), "connect-src 'self';") {
 		t.Fatalf("CSP without a separate proxy: %s", cspMeta(""))
 	}
+}
+
+// A build replaces the previous one whole, by renaming: nothing of the old
+// build is left to be served beside the new one (as a stale app.wasm.br
+// next to a new service worker was, while brotli ran).
+func TestBuildReplacesThePreviousOneWhole(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "site")
+	cfg := config{Out: out, Web: webWith(t, []byte("\x00asm")), BrotliQuality: 1, CacheDir: t.TempDir()}
+	if _, err := generate(cfg); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(out, "web", "app.wasm.old.br")
+	if err := os.WriteFile(stale, []byte("the previous build's"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := generate(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a file of the previous build is still there: %v", err)
+	}
+	st, err := os.Stat(out)
+	if err != nil || st.Mode().Perm() != 0o755 {
+		t.Fatalf("the site directory: %v, mode %v; want 0755 for a static host", err, st.Mode())
+	}
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(out), ".site.new-*")); len(left) > 0 || exists(out+".old") {
+		t.Errorf("build directories left behind: %v", left)
+	}
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
