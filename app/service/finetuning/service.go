@@ -86,6 +86,10 @@ func (s *Service) Start(ctx context.Context, d *Dataset, form Form, o StartOptio
 	if res.Status != "" {
 		job.Status = res.Status
 	}
+	// BFL has the training, and charged for it: its record is kept and the
+	// draft cleared even if the caller has stopped waiting (the user left
+	// the tab as the answer came), or the draft would invite a second start.
+	ctx = context.WithoutCancel(ctx)
 	saveErr := s.Jobs.Save(ctx, job)
 	// After the save: the follower's first record must not be overwritten
 	// by this older one.

@@ -153,6 +153,61 @@ func TestStartSendsPackedRequestSavesJobAndClearsDraft(t *testing.T) {
 	}
 }
 
+// ctxStorage refuses to write once the context is done, as IndexedDB
+// reports a write whose caller stopped waiting.
+type ctxStorage struct{ core.Storage }
+
+func (c ctxStorage) Put(ctx context.Context, store, key string, v any) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return c.Storage.Put(ctx, store, key, v)
+}
+
+func (c ctxStorage) Delete(ctx context.Context, store, key string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return c.Storage.Delete(ctx, store, key)
+}
+
+// cancelAfterPost cancels the caller's context as BFL's answer arrives: the
+// user left the tab at that moment.
+type cancelAfterPost struct {
+	*fakeAPI
+	cancel context.CancelFunc
+}
+
+func (c cancelAfterPost) PostJSON(ctx context.Context, endpoint string, body []byte, progress func(int64, int64), out any) error {
+	err := c.fakeAPI.PostJSON(ctx, endpoint, body, progress, out)
+	c.cancel()
+	return err
+}
+
+// A training BFL accepted is recorded and its draft cleared even when the
+// caller stopped waiting as the answer came: otherwise the paid job would
+// be missing after a reload and the draft would invite a second start.
+func TestStartKeepsTheRecordOfAnAcceptedTrainingWhenTheCallerLeaves(t *testing.T) {
+	store := ctxStorage{core.NewMemoryStorage()}
+	ctx, cancel := context.WithCancel(context.Background())
+	api := cancelAfterPost{fakeAPI: &fakeAPI{postRes: bfl.AsyncResponse{ID: "ft-1", PollingURL: "https://api.us1.bfl.ai/v1/get_result?id=ft-1"}}, cancel: cancel}
+	s := New(t.Context(), api, store)
+	d, form := threeImages(), validForm()
+	if err := s.Drafts.Save(ctx, d, form); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Start(ctx, d, form, StartOptions{}); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	jobs, err := s.Jobs.Jobs(context.Background())
+	if err != nil || len(jobs) != 1 || jobs[0].ID != "ft-1" {
+		t.Errorf("stored jobs %+v %v; want the accepted training", jobs, err)
+	}
+	if restored, _, _ := s.Drafts.Load(context.Background()); len(restored.Images) != 0 {
+		t.Error("the draft outlived an accepted start")
+	}
+}
+
 func TestStartFailureKeepsDraft(t *testing.T) {
 	ctx := context.Background()
 	store := core.NewMemoryStorage()
