@@ -388,3 +388,27 @@ func TestFinetuneWithBFLUnreachableSaysNothingWasSent(t *testing.T) {
 		}
 	}
 }
+
+// Each caption box shows its own image's caption after the images shift:
+// a box the user typed in keeps what it shows unless the app sets it, and
+// would show (and save on the next keystroke) another image's caption.
+func TestFinetuneCaptionsFollowTheirImagesAfterARemoval(t *testing.T) {
+	p := StartProxy(t, nil)
+	b := NewBrowser(t)
+	openFinetune(t, b, p.URL)
+	addFiles(t, b, threePhotos(t))
+	b.WaitText(t, "#dataset-summary", "3 image(s)")
+	b.WaitTrue(t, `document.querySelector('.thumb[data-name="portrait.jpg"] textarea')?.value === 'a portrait of TOK in a park'`)
+	typeInto(t, b, "caption-0", "CAPTION-ZERO")
+	typeInto(t, b, "caption-1", "CAPTION-ONE")
+	second := Eval[string](t, b, `document.querySelectorAll('.thumb')[1].dataset.name`)
+	b.Do(t, chromedp.Click(chromedp.CSS(`.thumb:nth-child(1) button.remove`)))
+	b.WaitText(t, "#dataset-summary", "2 image(s)")
+	// The first box now belongs to the image that was second, with its caption.
+	b.WaitTrue(t, fmt.Sprintf(`(() => { const t = document.querySelectorAll('.thumb')[0];
+		return t.dataset.name === %q && t.querySelector('textarea').value === 'CAPTION-ONE' })()`, second))
+	shown := Eval[string](t, b, `[...document.querySelectorAll('.thumb')].map(e => e.dataset.name + '=' + e.querySelector('textarea').value).join(', ')`)
+	if strings.Count(shown, "CAPTION-ONE") != 1 {
+		t.Errorf("captions shown after the removal: %s; want CAPTION-ONE on %s only", shown, second)
+	}
+}

@@ -71,12 +71,14 @@ func (p *Page) renderDataset() app.UI {
 				Disabled(len(p.ds.Images) == 0).OnClick(func(ctx app.Context, e app.Event) {
 				if n := p.ds.InsertTrigger(p.form.Trigger()); n > 0 {
 					p.changed()
+					p.syncCaptions(ctx)
 				}
 			}),
 			app.Button().ID("bulk-clear").Class("button").Text("Clear captions").
 				Disabled(len(p.ds.Images) == 0).OnClick(func(ctx app.Context, e app.Event) {
 				p.ds.ClearCaptions()
 				p.changed()
+				p.syncCaptions(ctx)
 			}),
 		),
 		p.renderChecks(),
@@ -107,8 +109,26 @@ func (p *Page) renderImage(i int) app.UI {
 			p.changed()
 		}),
 		app.Button().Class("button remove").Title("Remove "+name).Text("Remove").
-			OnClick(func(ctx app.Context, e app.Event) { p.removeImage(name) }),
+			OnClick(func(ctx app.Context, e app.Event) {
+				p.removeImage(name)
+				p.syncCaptions(ctx)
+			}),
 	)
+}
+
+// syncCaptions shows each image's caption in its box once the grid is
+// redrawn. A box's text only sets its starting value: one the user has
+// typed in keeps what it shows when the images shift under it (after a
+// removal) or their captions change (the bulk actions), and would then
+// show, and save on the next keystroke, another image's caption.
+func (p *Page) syncCaptions(ctx app.Context) {
+	ctx.Defer(func(app.Context) {
+		for i, im := range p.ds.Images {
+			if el := app.Window().GetElementByID(fmt.Sprintf("caption-%d", i)); el.Truthy() && el.Get("value").String() != im.Caption {
+				el.Set("value", im.Caption)
+			}
+		}
+	})
 }
 
 func (p *Page) renderChecks() app.UI {
