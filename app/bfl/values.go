@@ -24,6 +24,18 @@ func NormalizeProgress(p *float64) *float64 {
 	return &v
 }
 
+// Percent is the answer's progress on a 0–100 scale, as NormalizeProgress
+// reads it, and below 100 while the task still runs: a first 1 on BFL's
+// 0–100 scale reads as a whole fraction, and "still running (100%)" would
+// contradict itself.
+func (r ResultResponse) Percent() *float64 {
+	p := NormalizeProgress(r.Progress)
+	if p != nil && !r.Status.Terminal() {
+		*p = min(*p, 99)
+	}
+	return p
+}
+
 // ErrAspectRatio is wrapped by every ParseAspectRatio failure.
 var ErrAspectRatio = errors.New("aspect ratio")
 

@@ -233,13 +233,7 @@ func (t *Tracker) apply(j Job, r bfl.ResultResponse) Job {
 	now := t.Now()
 	j.LastError = ""
 	j.Status = r.Status
-	if p := bfl.NormalizeProgress(r.Progress); p != nil {
-		// A training still running is not at 100 %: a first 1 on BFL's
-		// 0-100 scale reads as a whole fraction, and "still training
-		// (100%)" would contradict itself.
-		if !r.Status.Terminal() {
-			*p = min(*p, 99)
-		}
+	if p := r.Percent(); p != nil {
 		j.Progress = p
 	}
 	switch {

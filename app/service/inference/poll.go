@@ -82,14 +82,9 @@ func (p Poller) Wait(ctx context.Context, poll func(context.Context) (bfl.Result
 			return r, fmt.Errorf("poll: %w", ctx.Err())
 		}
 		if err == nil {
-			r.Progress = bfl.NormalizeProgress(r.Progress)
+			r.Progress = r.Percent()
 			if r.Status.Terminal() {
 				return r, nil
-			}
-			// Still running is not 100 %: a first 1 on BFL's 0-100 scale
-			// reads as a whole fraction.
-			if r.Progress != nil {
-				*r.Progress = min(*r.Progress, 99)
 			}
 		}
 		if progress != nil {

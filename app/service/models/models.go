@@ -201,7 +201,7 @@ func (s *Service) Status(ctx context.Context, id string) (TrainingStatus, error)
 	if err := s.api.Get(ctx, "get_result", url.Values{"id": {id}}, &r); err != nil {
 		return TrainingStatus{}, fmt.Errorf("status of finetune %s: %w", id, err)
 	}
-	st := TrainingStatus{Status: r.Status, Progress: bfl.NormalizeProgress(r.Progress)}
+	st := TrainingStatus{Status: r.Status, Progress: r.Percent()}
 	if st.Status == bfl.StatusTaskNotFound {
 		st.Status = bfl.StatusReady
 	}
