@@ -249,7 +249,7 @@ func (a *API) retry(ctx context.Context, attempt func(context.Context) error) er
 		err = attempt(actx)
 		cancel()
 		var ae *APIError
-		if err == nil || !errors.As(err, &ae) || !retryable(ae) || i >= a.opts.Retries || ctx.Err() != nil {
+		if err == nil || !errors.As(err, &ae) || !Retryable(ae) || i >= a.opts.Retries || ctx.Err() != nil {
 			return err
 		}
 		wait := ae.RetryAfter
@@ -262,7 +262,14 @@ func (a *API) retry(ctx context.Context, attempt func(context.Context) error) er
 	}
 }
 
-func retryable(e *APIError) bool {
+// Retryable reports whether asking again may succeed where err failed: the
+// proxy or BFL was busy (429), in trouble (5xx) or out of reach. Any other
+// answer would be given again.
+func Retryable(err error) bool {
+	var e *APIError
+	if !errors.As(err, &e) {
+		return false
+	}
 	return e.Status == http.StatusTooManyRequests || e.Status >= 500 || (e.Status == 0 && errors.Is(e.Err, errNetwork))
 }
 

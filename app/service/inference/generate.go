@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -264,9 +263,9 @@ func (s *Service) fetch(ctx context.Context, rec gallery.Record, res bfl.ResultR
 }
 
 // fetchImage fetches the record's image and keeps it with the record. A
-// fetch that fails is tried again, with the poller's backoff, for as long
-// as the link may live: the image is paid for, and the link is the only way
-// to it. An answer that says the link is gone or refused ends the tries.
+// fetch that failed for a reason asking again can fix is tried again, with
+// the poller's backoff, for as long as the link may live: the image is paid
+// for, and the link is the only way to it.
 func (s *Service) fetchImage(ctx context.Context, rec gallery.Record) gallery.Record {
 	p := s.poller.withDefaults()
 	for i := 0; ; i++ {
@@ -281,9 +280,7 @@ func (s *Service) fetchImage(ctx context.Context, rec gallery.Record) gallery.Re
 			return out
 		}
 		rec.Reason = fmt.Sprintf("The image was made but could not be fetched: %v", err)
-		var ae *core.APIError
-		gone := errors.As(err, &ae) && ae.Status >= 400 && ae.Status < 500 && ae.Status != http.StatusRequestTimeout && ae.Status != http.StatusTooManyRequests
-		if gone || s.now().Sub(rec.Finished) >= linkLife || p.Sleep(ctx, p.delay(i)) != nil {
+		if !core.Retryable(err) || s.now().Sub(rec.Finished) >= linkLife || p.Sleep(ctx, p.delay(i)) != nil {
 			return rec
 		}
 	}
