@@ -110,13 +110,8 @@ func (c *Config) check() error {
 	// In-process the proxy is the gate: the simulator must accept what the
 	// proxy forwards, so a SIM_KEY meant for a standalone simulator is ignored.
 	c.Sim.Key = ""
-	// The simulator reads a zero or negative SIM_MAX_ACTIVE as its default;
-	// said here, a typo stops start-up instead of passing unnoticed.
-	if c.Sim.MaxActive < 1 {
-		return configError("SIM_MAX_ACTIVE", "%d must be at least 1", c.Sim.MaxActive)
-	}
-	if *c.Sim.Credits < 0 {
-		return configError("SIM_CREDITS", "%g must not be negative", *c.Sim.Credits)
+	if err := c.Sim.Check(); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	u, err := url.Parse(c.APIURL)
 	if err != nil {

@@ -82,6 +82,20 @@ const (
 	defaultSampleTTL = 10 * time.Minute
 )
 
+// Check refuses values read from the environment that the simulator would
+// otherwise take for unset: there SIM_MAX_ACTIVE and SIM_CREDITS always
+// have a value, so 0 active tasks or a negative balance is a typo. Each
+// error starts with the variable's name.
+func (c Config) Check() error {
+	if c.MaxActive < 1 {
+		return fmt.Errorf("SIM_MAX_ACTIVE: %d must be at least 1", c.MaxActive)
+	}
+	if c.Credits != nil && *c.Credits < 0 {
+		return fmt.Errorf("SIM_CREDITS: %g must not be negative", *c.Credits)
+	}
+	return nil
+}
+
 // withDefaults fills the zero values New documents.
 func (c Config) withDefaults() Config {
 	if c.MaxActive <= 0 {

@@ -86,11 +86,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 		return cfg, fmt.Errorf("%w: SIM_KEY is required: set it to the key clients send as x-key "+
 			"(the proxy's BFL_API_KEY)", errConfig)
 	}
-	if cfg.Sim.MaxActive <= 0 {
-		return cfg, fmt.Errorf("%w: SIM_MAX_ACTIVE must be at least 1, got %d", errConfig, cfg.Sim.MaxActive)
-	}
-	if *cfg.Sim.Credits < 0 {
-		return cfg, fmt.Errorf("%w: SIM_CREDITS must not be negative, got %g", errConfig, *cfg.Sim.Credits)
+	if err := cfg.Sim.Check(); err != nil {
+		return cfg, fmt.Errorf("%w: %w", errConfig, err)
 	}
 	if cfg.PublicURL != "" {
 		u, err := url.Parse(cfg.PublicURL)
