@@ -147,10 +147,7 @@ func (c *Config) check() error {
 		// lower case, no default port.
 		host := strings.ToLower(ou.Host)
 		if p := ou.Port(); (ou.Scheme == "https" && p == "443") || (ou.Scheme == "http" && p == "80") {
-			host = strings.ToLower(ou.Hostname())
-			if strings.Contains(host, ":") {
-				host = "[" + host + "]"
-			}
+			host = strings.TrimSuffix(host, ":"+p)
 		}
 		c.Origins[i] = ou.Scheme + "://" + host
 	}
