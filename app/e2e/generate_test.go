@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"image/jpeg"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -116,6 +117,21 @@ func openGenerate(t *testing.T, b *Browser, p *Proxy, modelID string) {
 	b.WaitTrue(t, fmt.Sprintf(`document.querySelector('#model-select')?.value === %q`, modelID))
 }
 
+// generateWithReadyModel starts the proxy with env (training takes a second
+// unless env says otherwise), trains a model to Ready and opens the Generate
+// tab with it chosen.
+func generateWithReadyModel(t *testing.T, env map[string]string, name, trigger string) (*Proxy, *Browser, string) {
+	t.Helper()
+	vars := map[string]string{"SIM_TRAIN_SECONDS": "1"}
+	maps.Copy(vars, env)
+	p := StartProxy(t, vars)
+	id := createModel(t, p, name, trigger)
+	waitReady(t, p, id)
+	b := NewBrowser(t)
+	openGenerate(t, b, p, id)
+	return p, b, id
+}
+
 // generate types a prompt and clicks Generate.
 func generate(t *testing.T, b *Browser, prompt string) {
 	t.Helper()
@@ -132,11 +148,7 @@ func clearInput(t *testing.T, b *Browser, id string) {
 
 func TestGenerateUltraKeepsTheImageWithItsSettings(t *testing.T) {
 	// Samples die 4 s after they are made: the gallery must not depend on them.
-	p := StartProxy(t, map[string]string{"SIM_TRAIN_SECONDS": "1", "SIM_SAMPLE_TTL": "4s"})
-	id := createModel(t, p, "Ada portraits", "ADAX")
-	waitReady(t, p, id)
-	b := NewBrowser(t)
-	openGenerate(t, b, p, id)
+	p, b, id := generateWithReadyModel(t, map[string]string{"SIM_SAMPLE_TTL": "4s"}, "Ada portraits", "ADAX")
 
 	if got := Eval[string](t, b, `document.querySelector('#endpoint-select').value`); got != "flux-pro-1.1-ultra-finetuned" {
 		t.Fatalf("default endpoint %q", got)
@@ -223,11 +235,7 @@ func TestGenerateRefusesAModelStillTraining(t *testing.T) {
 }
 
 func TestGenerateShowsModerationAndErrors(t *testing.T) {
-	p := StartProxy(t, map[string]string{"SIM_TRAIN_SECONDS": "1"})
-	id := createModel(t, p, "Faults", "FLT")
-	waitReady(t, p, id)
-	b := NewBrowser(t)
-	openGenerate(t, b, p, id)
+	_, b, _ := generateWithReadyModel(t, nil, "Faults", "FLT")
 	for _, tc := range []struct{ marker, want string }{
 		{"[sim:content-moderated]", "The image was moderated"},
 		{"[sim:request-moderated]", "The request was moderated"},
@@ -293,11 +301,7 @@ func TestGenerateVariationsBatch(t *testing.T) {
 	if err := os.WriteFile(file, []byte(`{"flags":{"batches":true}}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := StartProxy(t, map[string]string{"SIM_TRAIN_SECONDS": "1", "CONFIG_FILE": file})
-	id := createModel(t, p, "Batcher", "BTC")
-	waitReady(t, p, id)
-	b := NewBrowser(t)
-	openGenerate(t, b, p, id)
+	_, b, _ := generateWithReadyModel(t, map[string]string{"CONFIG_FILE": file}, "Batcher", "BTC")
 	b.Do(t, chromedp.SendKeys(chromedp.ID("field-prompt"), "BTC in the rain"))
 	b.Do(t, chromedp.Click(chromedp.CSS("#batch summary")))
 	clearInput(t, b, "batch-count")
@@ -332,11 +336,7 @@ func TestGenerateVariationsBatch(t *testing.T) {
 // submit is a charge. The button is disabled until BFL has accepted the
 // first; a click forced through anyway changes nothing.
 func TestGenerateTwoQuickClicksMakeOneTask(t *testing.T) {
-	p := StartProxy(t, map[string]string{"SIM_TRAIN_SECONDS": "1"})
-	id := createModel(t, p, "Ada", "ADAX")
-	waitReady(t, p, id)
-	b := NewBrowser(t)
-	openGenerate(t, b, p, id)
+	_, b, _ := generateWithReadyModel(t, nil, "Ada", "ADAX")
 	generate(t, b, "ADAX by the sea [sim:slow=2s]")
 	b.WaitTrue(t, `document.getElementById('generate').disabled`)
 	// What a second click would do, disabled or not.
