@@ -55,8 +55,10 @@ func Run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 		MaxHeaderBytes:    cfg.MaxHeaderKB << 10,
 		ErrorLog:          errLog,
 	}
+	conns := newLane(srv)
+	defer conns.close()
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- conns.serve(ln) }()
 
 	select {
 	case err := <-served:
@@ -66,8 +68,8 @@ func Run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	fmt.Fprintln(stdout, "shutting down: finishing requests in flight")
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		_ = srv.Close()
+	if err := conns.shutdown(sctx); err != nil {
+		conns.close()
 		return fmt.Errorf("requests still in flight after SHUTDOWN_TIMEOUT=%s were cut: %w", cfg.ShutdownTimeout, err)
 	}
 	if err := <-served; !errors.Is(err, http.ErrServerClosed) {

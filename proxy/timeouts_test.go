@@ -30,46 +30,54 @@ func closedWithin(t *testing.T, c net.Conn, since time.Time, limit time.Duration
 	return time.Since(since)
 }
 
+// lanePaths are a page net/http serves and an API GET lane serves; every
+// connection limit must hold on both.
+var lanePaths = []string{"/healthz", "/api/v1/credits"}
+
 func TestHeaderTimeoutClosesAConnectionThatNeverFinishesItsHeaders(t *testing.T) {
 	const timeout = 300 * time.Millisecond
 	p := start(t, map[string]string{"HEADER_TIMEOUT": timeout.String(), "READ_TIMEOUT": "1m"})
-	c := dialProxy(t, p)
-	begin := time.Now()
-	if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "); err != nil {
-		t.Fatal(err)
-	}
-	took := closedWithin(t, c, begin, 10*time.Second)
-	if took < timeout {
-		t.Errorf("closed after %s, before HEADER_TIMEOUT=%s", took, timeout)
+	for _, path := range lanePaths {
+		c := dialProxy(t, p)
+		begin := time.Now()
+		if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "); err != nil {
+			t.Fatal(err)
+		}
+		took := closedWithin(t, c, begin, 10*time.Second)
+		if took < timeout {
+			t.Errorf("%s: closed after %s, before HEADER_TIMEOUT=%s", path, took, timeout)
+		}
 	}
 }
 
 func TestIdleTimeoutClosesAnIdleKeptAliveConnection(t *testing.T) {
 	const timeout = time.Second
 	p := start(t, map[string]string{"IDLE_TIMEOUT": timeout.String()})
-	c := dialProxy(t, p)
-	if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	idleFrom := time.Now()
-	if resp.StatusCode != http.StatusOK || resp.Close {
-		t.Fatalf("/healthz: %d, close %v; want 200 on a kept-alive connection", resp.StatusCode, resp.Close)
-	}
-	took := closedWithin(t, c, idleFrom, 10*time.Second)
-	// The server's idle clock starts as it finishes the answer, a little
-	// before this client has read it; half the timeout leaves room for a
-	// slow machine.
-	if took < timeout/2 {
-		t.Errorf("an idle connection closed after %s, before IDLE_TIMEOUT=%s", took, timeout)
+	for _, path := range lanePaths {
+		c := dialProxy(t, p)
+		if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		idleFrom := time.Now()
+		if resp.StatusCode != http.StatusOK || resp.Close {
+			t.Fatalf("%s: %d, close %v; want 200 on a kept-alive connection", path, resp.StatusCode, resp.Close)
+		}
+		took := closedWithin(t, c, idleFrom, 10*time.Second)
+		// The server's idle clock starts as it finishes the answer, a little
+		// before this client has read it; half the timeout leaves room for a
+		// slow machine.
+		if took < timeout/2 {
+			t.Errorf("%s: an idle connection closed after %s, before IDLE_TIMEOUT=%s", path, took, timeout)
+		}
 	}
 }
 

@@ -1,0 +1,785 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// lane serves the proxy's connections. Keep-alive GETs of the API, the
+// bulk of what a client sends while it polls, are read and answered here by
+// the same handler chain net/http would run, without net/http's
+// per-request machinery: a background reader goroutine per request, a
+// chunked writer, four deadline updates, a parser for every shape of
+// request. Any other request, and any head not in the narrow shape
+// parseHead reads, hands its connection with the bytes read so far to
+// net/http's Server for the rest of the connection's life, so everything
+// unusual meets net/http's parser, limits and errors exactly as before.
+type lane struct {
+	handler http.Handler
+	srv     *http.Server
+	handoff *handoffListener
+	header  time.Duration
+	write   time.Duration
+	idle    time.Duration
+	// base is every lane request's parent context; close cancels it.
+	base     context.Context
+	stopBase context.CancelFunc
+	closing  atomic.Bool
+
+	mu    sync.Mutex
+	ln    net.Listener
+	conns map[*laneConn]struct{}
+	wg    sync.WaitGroup
+}
+
+// laneBuf is a lane connection's read buffer: a head that does not fit
+// goes to net/http, which applies MAX_HEADER_KB.
+const laneBuf = 4 << 10
+
+// newLane serves through srv's handler, timeouts and error log; srv itself
+// serves the connections lane hands over.
+func newLane(srv *http.Server) *lane {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &lane{
+		handler: srv.Handler, srv: srv,
+		handoff: &handoffListener{ch: make(chan net.Conn), done: make(chan struct{})},
+		header:  srv.ReadHeaderTimeout, write: srv.WriteTimeout, idle: srv.IdleTimeout,
+		base: ctx, stopBase: cancel,
+		conns: map[*laneConn]struct{}{},
+	}
+}
+
+// serve accepts connections on ln until shutdown or close, and returns
+// http.ErrServerClosed then.
+func (l *lane) serve(ln net.Listener) error {
+	l.mu.Lock()
+	if l.closing.Load() {
+		l.mu.Unlock()
+		_ = ln.Close()
+		return http.ErrServerClosed
+	}
+	l.ln = ln
+	l.handoff.addr = ln.Addr()
+	l.mu.Unlock()
+	// Serve returns once handoff is closed, which Shutdown and Close do;
+	// handoff's Accept fails for no other reason.
+	go func() { _ = l.srv.Serve(l.handoff) }()
+	var delay time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if l.closing.Load() {
+				return http.ErrServerClosed
+			}
+			// Running out of file descriptors passes; net/http waits it
+			// out the same way.
+			var te interface{ Temporary() bool }
+			if errors.As(err, &te) && te.Temporary() {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				l.srv.ErrorLog.Printf("http: Accept error: %v; retrying in %v", err, delay)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		lc := &laneConn{Conn: c, l: l, remote: c.RemoteAddr().String()}
+		if !l.track(lc) {
+			_ = c.Close()
+			return http.ErrServerClosed
+		}
+		go lc.serve()
+	}
+}
+
+func (l *lane) track(c *laneConn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closing.Load() {
+		return false
+	}
+	l.conns[c] = struct{}{}
+	l.wg.Add(1)
+	return true
+}
+
+func (l *lane) untrack(c *laneConn) {
+	l.mu.Lock()
+	delete(l.conns, c)
+	l.mu.Unlock()
+	l.wg.Done()
+}
+
+// stop closes the listener and marks every connection as closing; it
+// closes those for which each reports true.
+func (l *lane) stop(cut func(*laneConn) bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closing.Store(true)
+	if l.ln != nil {
+		_ = l.ln.Close()
+	}
+	for c := range l.conns {
+		if cut(c) {
+			_ = c.Conn.Close()
+		}
+	}
+}
+
+// shutdown stops taking requests: idle connections close at once, busy
+// ones after their answer, and net/http does the same for those it holds.
+// It returns when all are closed, or with ctx's error when ctx ends first.
+func (l *lane) shutdown(ctx context.Context) error {
+	l.stop((*laneConn).idleToClosed)
+	herr := l.srv.Shutdown(ctx)
+	done := make(chan struct{})
+	go func() { l.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return herr
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// close cuts every connection and cancels what runs on them.
+func (l *lane) close() {
+	l.stop(func(*laneConn) bool { return true })
+	l.stopBase()
+	_ = l.srv.Close()
+}
+
+// laneConn is one client connection while lane serves it.
+type laneConn struct {
+	net.Conn
+	l      *lane
+	remote string
+	br     *bufio.Reader
+	out    []byte
+	// state is idle between requests, busy while one is handled.
+	state atomic.Int32
+
+	// A request still running after watchAfter starts a read on the
+	// connection, so a client that leaves cancels what it asked for, as
+	// net/http's background read does. Most answers come sooner and cost
+	// no goroutine and no read.
+	watchMu     sync.Mutex
+	watchTimer  *time.Timer
+	watchCancel context.CancelFunc
+	watchStop   bool
+	watching    sync.WaitGroup
+}
+
+// watchAfter is how long a request runs before lane watches for its client
+// leaving.
+const watchAfter = 20 * time.Millisecond
+
+// aLongTimeAgo is a deadline that makes a pending read return at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+func (c *laneConn) watch() {
+	defer c.watching.Done()
+	c.watchMu.Lock()
+	if c.watchStop {
+		c.watchMu.Unlock()
+		return
+	}
+	cancel := c.watchCancel
+	// The idle deadline still set would end the watch early.
+	_ = c.SetReadDeadline(time.Time{})
+	c.watchMu.Unlock()
+	if _, err := c.br.Peek(1); err != nil {
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			cancel()
+		}
+	}
+}
+
+// startWatch arms the watch for a request; stopWatch ends it, and returns
+// once no read is pending on the connection.
+func (c *laneConn) startWatch(cancel context.CancelFunc) {
+	c.watchMu.Lock()
+	c.watchCancel, c.watchStop = cancel, false
+	c.watchMu.Unlock()
+	c.watching.Add(1)
+	if c.watchTimer == nil {
+		c.watchTimer = time.AfterFunc(watchAfter, c.watch)
+	} else {
+		c.watchTimer.Reset(watchAfter)
+	}
+}
+
+func (c *laneConn) stopWatch() {
+	if c.watchTimer.Stop() {
+		c.watching.Done()
+		return
+	}
+	c.watchMu.Lock()
+	c.watchStop = true
+	_ = c.SetReadDeadline(aLongTimeAgo)
+	c.watchMu.Unlock()
+	c.watching.Wait()
+	_ = c.SetReadDeadline(time.Time{})
+}
+
+const (
+	connIdle int32 = iota
+	connBusy
+	connClosed
+)
+
+func (c *laneConn) idleToClosed() bool {
+	return c.state.CompareAndSwap(connIdle, connClosed)
+}
+
+func (c *laneConn) serve() {
+	handed := false
+	defer func() {
+		if !handed {
+			_ = c.Conn.Close()
+		}
+		c.l.untrack(c)
+	}()
+	c.br = bufio.NewReaderSize(c.Conn, laneBuf)
+	for {
+		if c.l.idle > 0 {
+			_ = c.SetReadDeadline(time.Now().Add(c.l.idle))
+		}
+		if _, err := c.br.Peek(1); err != nil {
+			return
+		}
+		if !c.state.CompareAndSwap(connIdle, connBusy) {
+			return // closed by shutdown
+		}
+		head, headBy, err := c.peekHead()
+		if err != nil {
+			return
+		}
+		var req *http.Request
+		keep := false
+		if head != nil {
+			req, keep = parseHead(head, c.remote)
+		}
+		if req == nil {
+			// Still busy to shutdown: net/http closes it from here on.
+			handed = c.l.handoff.give(&handedConn{Conn: c.Conn, r: c.br, headBy: headBy})
+			return
+		}
+		_, _ = c.br.Discard(len(head))
+		if !c.handle(req, keep) {
+			return
+		}
+		if !c.state.CompareAndSwap(connBusy, connIdle) || c.l.closing.Load() {
+			return
+		}
+	}
+}
+
+// peekHead returns the request head, through its blank line, without
+// consuming it. It returns nil when net/http should read the head instead:
+// one that does not fit the buffer or ends its lines with a bare LF. A
+// head that arrives in parts gets HEADER_TIMEOUT from its first part;
+// headBy is that deadline, or zero if the head came whole.
+func (c *laneConn) peekHead() (head []byte, headBy time.Time, err error) {
+	for {
+		b, _ := c.br.Peek(c.br.Buffered())
+		if n, found := headEnd(b); found {
+			return b[:n], headBy, nil
+		} else if n < 0 || len(b) >= laneBuf {
+			return nil, headBy, nil
+		}
+		if headBy.IsZero() && c.l.header > 0 {
+			headBy = time.Now().Add(c.l.header)
+			_ = c.SetReadDeadline(headBy)
+		}
+		// A head that breaks off or stalls closes the connection without
+		// an answer, as net/http does.
+		if _, err := c.br.Peek(len(b) + 1); err != nil {
+			return nil, headBy, err
+		}
+	}
+}
+
+// headEnd finds where a head ends the way net/http's reader does, at the
+// first line feed followed by an empty line. It returns the head's length
+// when that blank line is CRLF CRLF, -1 when it is any other line-feed
+// form, and 0, false while no blank line has arrived.
+func headEnd(b []byte) (int, bool) {
+	for i := 0; ; {
+		k := bytes.IndexByte(b[i:], '\n')
+		if k < 0 {
+			return 0, false
+		}
+		k += i
+		rest := b[k+1:]
+		switch {
+		case len(rest) == 0 || len(rest) == 1 && rest[0] == '\r':
+			return 0, false
+		case rest[0] == '\n':
+			return -1, false
+		case rest[0] == '\r' && rest[1] == '\n':
+			if k == 0 || b[k-1] != '\r' {
+				return -1, false
+			}
+			return k + 3, true
+		}
+		i = k + 1
+	}
+}
+
+// parseHead reads a request head of the one shape lane serves: GET of a
+// path under /api/v1/, HTTP/1.1, one Host, no body, no upgrade, every
+// header line plain. Anything else returns nil, for net/http to parse. The
+// head is copied into one string and every value points into it. The
+// request gets what net/http's parse would give it; FuzzLaneParsesAsNetHTTP
+// holds the two to that.
+func parseHead(head []byte, remote string) (r *http.Request, keep bool) {
+	hs := string(head)
+	line, rest, _ := strings.Cut(hs, "\r\n")
+	uri, ok := strings.CutPrefix(line, "GET ")
+	if !ok {
+		return nil, false
+	}
+	uri, ok = strings.CutSuffix(uri, " HTTP/1.1")
+	if !ok || !strings.HasPrefix(uri, "/api/v1/") {
+		return nil, false
+	}
+	for i := range len(uri) {
+		if b := uri[i]; b <= ' ' || b >= 0x7f || b == '#' {
+			return nil, false
+		}
+	}
+	u, err := url.ParseRequestURI(uri)
+	if err != nil {
+		return nil, false
+	}
+	lines := strings.Count(rest, "\n")
+	h := make(http.Header, lines)
+	values := make([]string, 0, lines)
+	host, hosts := "", 0
+	keep = true
+	for {
+		hl, after, _ := strings.Cut(rest, "\r\n")
+		rest = after
+		if hl == "" {
+			break
+		}
+		name, value, ok := strings.Cut(hl, ":")
+		if !ok || !validName(name) {
+			return nil, false
+		}
+		value = strings.Trim(value, " \t")
+		if !validValue(value) {
+			return nil, false
+		}
+		key := http.CanonicalHeaderKey(name)
+		switch key {
+		case "Host":
+			hosts++
+			host = value
+			continue // net/http keeps it in Request.Host only
+		case "Content-Length", "Transfer-Encoding", "Expect", "Upgrade", "Te", "Trailer", "Pragma":
+			return nil, false
+		case "Connection":
+			switch {
+			case strings.EqualFold(value, "keep-alive"):
+			case strings.EqualFold(value, "close"):
+				keep = false
+			default:
+				return nil, false
+			}
+		}
+		if have, ok := h[key]; ok {
+			h[key] = append(have, value)
+			continue
+		}
+		values = append(values, value)
+		h[key] = values[len(values)-1 : len(values) : len(values)]
+	}
+	if hosts != 1 || !validHost(host) {
+		return nil, false
+	}
+	r = &http.Request{
+		Method: http.MethodGet, URL: u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: h, Body: http.NoBody, Host: host, RemoteAddr: remote, RequestURI: uri, Close: !keep,
+	}
+	return r, keep
+}
+
+func validName(b string) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for i := range len(b) {
+		if !tokenByte(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func tokenByte(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return c != 0 && strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}
+
+func validValue(b string) bool {
+	for i := range len(b) {
+		if c := b[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func validHost(h string) bool {
+	if h == "" {
+		return false
+	}
+	for i := range len(h) {
+		c := h[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '.' || c == '-' || c == ':' || c == '[' || c == ']':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// handle runs the handler chain for r and writes its answer; false means
+// the connection is done.
+func (c *laneConn) handle(r *http.Request, keep bool) (ok bool) {
+	ctx, cancel := context.WithCancel(c.l.base)
+	defer cancel()
+	r = r.WithContext(ctx)
+	if c.l.write > 0 {
+		_ = c.SetWriteDeadline(time.Now().Add(c.l.write))
+	}
+	w := &laneWriter{c: c, h: make(http.Header, 8), keep: keep}
+	c.startWatch(cancel)
+	defer func() {
+		// As net/http does: a panic cuts the connection, and one other than
+		// ErrAbortHandler is logged with its stack.
+		if p := recover(); p != nil {
+			c.stopWatch()
+			ok = false
+			if p != http.ErrAbortHandler {
+				buf := make([]byte, 64<<10)
+				buf = buf[:runtime.Stack(buf, false)]
+				c.l.srv.ErrorLog.Printf("http: panic serving %s: %v\n%s", c.remote, p, buf)
+			}
+		}
+	}()
+	c.l.handler.ServeHTTP(w, r)
+	c.stopWatch()
+	if err := w.finish(); err != nil {
+		return false
+	}
+	return w.keep
+}
+
+// laneWriter collects an answer and sends head and body in one write when
+// the handler returns, or at its first Flush.
+type laneWriter struct {
+	c      *laneConn
+	h      http.Header
+	status int
+	body   []byte
+	sent   bool // the head is on the wire
+	chunk  bool // the body goes out chunked
+	length int64
+	wrote  int64
+	keep   bool
+	err    error
+}
+
+func (w *laneWriter) Header() http.Header { return w.h }
+
+func (w *laneWriter) WriteHeader(code int) {
+	if code < 100 || code > 999 {
+		panic(fmt.Sprintf("invalid WriteHeader code %v", code))
+	}
+	if w.status != 0 || code < 200 {
+		return
+	}
+	w.status = code
+}
+
+func (w *laneWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	if !bodyAllowed(w.status) {
+		return 0, http.ErrBodyNotAllowed
+	}
+	if !w.sent {
+		w.body = append(w.body, p...)
+		return len(p), nil
+	}
+	if w.length >= 0 && w.wrote+int64(len(p)) > w.length {
+		return 0, http.ErrContentLength
+	}
+	w.wrote += int64(len(p))
+	if w.chunk {
+		return len(p), w.send(chunked(nil, p))
+	}
+	return len(p), w.send(p)
+}
+
+func chunked(b, p []byte) []byte {
+	if len(p) == 0 {
+		return b
+	}
+	b = strconv.AppendInt(b, int64(len(p)), 16)
+	b = append(b, "\r\n"...)
+	b = append(b, p...)
+	return append(b, "\r\n"...)
+}
+
+func (w *laneWriter) send(b []byte) error {
+	if _, err := w.c.Conn.Write(b); err != nil {
+		w.err = err
+		return err
+	}
+	return nil
+}
+
+// FlushError sends the head and what the body holds so far.
+func (w *laneWriter) FlushError() error {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.err != nil {
+		return w.err
+	}
+	if w.sent {
+		return nil
+	}
+	return w.sendHead(false)
+}
+
+func (w *laneWriter) Flush() { _ = w.FlushError() }
+
+func (w *laneWriter) sendHead(final bool) error {
+	w.sent = true
+	h := w.h
+	w.length = -1
+	if cl := h.Get("Content-Length"); cl != "" {
+		n, err := strconv.ParseInt(cl, 10, 64)
+		if err != nil || n < 0 {
+			delete(h, "Content-Length")
+		} else {
+			w.length = n
+		}
+	}
+	if !bodyAllowed(w.status) {
+		w.length = 0
+	} else if w.length < 0 {
+		if final && !hasTrailers(h) {
+			w.length = int64(len(w.body))
+			h["Content-Length"] = []string{strconv.Itoa(len(w.body))}
+		} else {
+			w.chunk = true
+			h["Transfer-Encoding"] = []string{"chunked"}
+		}
+		if _, ok := h["Content-Type"]; !ok && len(w.body) > 0 {
+			h["Content-Type"] = []string{http.DetectContentType(w.body)}
+		}
+	}
+	if int64(len(w.body)) > w.length && w.length >= 0 && !w.chunk {
+		w.keep = false
+		return http.ErrContentLength
+	}
+	if h.Get("Connection") == "close" {
+		w.keep = false
+	}
+	if !w.keep || w.c.l.closing.Load() {
+		w.keep = false
+		h["Connection"] = []string{"close"}
+	}
+	if _, ok := h["Date"]; !ok {
+		h["Date"] = []string{time.Now().UTC().Format(http.TimeFormat)}
+	}
+	b := w.c.out[:0]
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(w.status), 10)
+	b = append(b, ' ')
+	b = append(b, http.StatusText(w.status)...)
+	b = append(b, "\r\n"...)
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		if !strings.HasPrefix(k, http.TrailerPrefix) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		for _, v := range h[k] {
+			b = appendHeader(b, k, v)
+		}
+	}
+	b = append(b, "\r\n"...)
+	w.wrote = int64(len(w.body))
+	if w.chunk {
+		b = chunked(b, w.body)
+	} else {
+		b = append(b, w.body...)
+	}
+	w.body = nil
+	w.c.out = b[:0]
+	return w.send(b)
+}
+
+// finish completes the answer once the handler has returned.
+func (w *laneWriter) finish() error {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.sent {
+		if err := w.sendHead(true); err != nil {
+			return err
+		}
+	}
+	if w.err != nil {
+		return w.err
+	}
+	if w.chunk {
+		b := append(w.c.out[:0], "0\r\n"...)
+		for k, vv := range w.h {
+			if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
+				for _, v := range vv {
+					b = appendHeader(b, http.CanonicalHeaderKey(name), v)
+				}
+			}
+		}
+		for _, decl := range w.h["Trailer"] {
+			for name := range strings.SplitSeq(decl, ",") {
+				name = http.CanonicalHeaderKey(strings.TrimSpace(name))
+				for _, v := range w.h[name] {
+					b = appendHeader(b, name, v)
+				}
+			}
+		}
+		b = append(b, "\r\n"...)
+		w.c.out = b[:0]
+		return w.send(b)
+	}
+	if w.length >= 0 && w.wrote < w.length {
+		return io.ErrShortWrite
+	}
+	return nil
+}
+
+// hasTrailers reports whether the handler has set trailers already; their
+// values need the chunked framing.
+func hasTrailers(h http.Header) bool {
+	if len(h["Trailer"]) > 0 {
+		return true
+	}
+	for k := range h {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			return true
+		}
+	}
+	return false
+}
+
+func bodyAllowed(status int) bool {
+	return status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
+}
+
+// handedConn is a connection net/http serves from where lane left it: the
+// bytes lane read ahead come first.
+type handedConn struct {
+	net.Conn
+	r *bufio.Reader
+	// headBy is the HEADER_TIMEOUT deadline lane had set for the head it
+	// hands over, if any. net/http's first deadline is for that head and
+	// must not extend it.
+	headBy time.Time
+}
+
+func (c *handedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+func (c *handedConn) SetReadDeadline(t time.Time) error {
+	if by := c.headBy; !by.IsZero() {
+		c.headBy = time.Time{}
+		if t.IsZero() || t.After(by) {
+			t = by
+		}
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
+// ReadFrom keeps sendfile for static files.
+func (c *handedConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c.Conn}, r)
+}
+
+// CloseWrite lets net/http close its side gracefully after an error answer.
+func (c *handedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// handoffListener is what net/http's Server accepts from: the connections
+// lane hands over.
+type handoffListener struct {
+	addr  net.Addr
+	ch    chan net.Conn
+	done  chan struct{}
+	close sync.Once
+}
+
+func (h *handoffListener) give(c net.Conn) bool {
+	select {
+	case h.ch <- c:
+		return true
+	case <-h.done:
+		return false
+	}
+}
+
+func (h *handoffListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-h.ch:
+		return c, nil
+	case <-h.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (h *handoffListener) Close() error {
+	h.close.Do(func() { close(h.done) })
+	return nil
+}
+
+func (h *handoffListener) Addr() net.Addr { return h.addr }
