@@ -35,10 +35,10 @@ type lane struct {
 	header  time.Duration
 	write   time.Duration
 	idle    time.Duration
-	// base is every lane request's parent context; close cancels it.
-	base     context.Context
-	stopBase context.CancelFunc
-	closing  atomic.Bool
+	closing atomic.Bool
+	// date is the Date header of answers sent within the second it was
+	// formatted in.
+	date atomic.Pointer[laneDate]
 
 	mu    sync.Mutex
 	ln    net.Listener
@@ -53,12 +53,10 @@ const laneBuf = 4 << 10
 // newLane serves through srv's handler, timeouts and error log; srv itself
 // serves the connections lane hands over.
 func newLane(srv *http.Server) *lane {
-	ctx, cancel := context.WithCancel(context.Background())
 	return &lane{
 		handler: srv.Handler, srv: srv,
 		handoff: &handoffListener{ch: make(chan net.Conn), done: make(chan struct{})},
 		header:  srv.ReadHeaderTimeout, write: srv.WriteTimeout, idle: srv.IdleTimeout,
-		base: ctx, stopBase: cancel,
 		conns: map[*laneConn]struct{}{},
 	}
 }
@@ -158,9 +156,32 @@ func (l *lane) shutdown(ctx context.Context) error {
 
 // close cuts every connection and cancels what runs on them.
 func (l *lane) close() {
-	l.stop(func(*laneConn) bool { return true })
-	l.stopBase()
+	l.stop(func(c *laneConn) bool {
+		c.watchMu.Lock()
+		if c.watchCancel != nil {
+			c.watchCancel()
+		}
+		c.watchMu.Unlock()
+		return true
+	})
 	_ = l.srv.Close()
+}
+
+type laneDate struct {
+	sec   int64
+	value []string
+}
+
+// dateHeader is the Date header for an answer sent now. Formatting it once
+// a second rather than per answer saves an allocation on every request.
+func (l *lane) dateHeader() []string {
+	now := time.Now()
+	if d := l.date.Load(); d != nil && d.sec == now.Unix() {
+		return d.value
+	}
+	d := &laneDate{sec: now.Unix(), value: []string{now.UTC().Format(http.TimeFormat)}}
+	l.date.Store(d)
+	return d.value
 }
 
 // laneConn is one client connection while lane serves it.
@@ -469,7 +490,10 @@ func validHost(h string) bool {
 // handle runs the handler chain for r and writes its answer; false means
 // the connection is done.
 func (c *laneConn) handle(r *http.Request, keep bool) (ok bool) {
-	ctx, cancel := context.WithCancel(c.l.base)
+	// Not a child of a lane-wide context: registering every request with
+	// a cancellable parent costs a map update each; close cancels each
+	// connection's request instead.
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	r = r.WithContext(ctx)
 	if c.l.write > 0 {
@@ -621,7 +645,7 @@ func (w *laneWriter) sendHead(final bool) error {
 		h["Connection"] = []string{"close"}
 	}
 	if _, ok := h["Date"]; !ok {
-		h["Date"] = []string{time.Now().UTC().Format(http.TimeFormat)}
+		h["Date"] = w.c.l.dateHeader()
 	}
 	b := w.c.out[:0]
 	b = append(b, "HTTP/1.1 "...)
