@@ -291,7 +291,7 @@ func (f *fastPath) exchange(ctx context.Context, c *upConn, uri string, in http.
 	var resp *http.Response
 	c.head.left = f.head
 	for {
-		r, err := http.ReadResponse(c.br, f.getReq)
+		r, err := readAnswerHead(c.br, f.getReq)
 		if err != nil {
 			stop()
 			// A head cut off mid-line, by the cap or the deadline, surfaces

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -287,7 +286,7 @@ func (c *laneConn) serve() {
 		if !c.state.CompareAndSwap(connIdle, connBusy) {
 			return // closed by shutdown
 		}
-		head, headBy, err := c.peekHead()
+		head, headBy, err := c.peekHead(time.Time{})
 		if err != nil {
 			return
 		}
@@ -314,9 +313,10 @@ func (c *laneConn) serve() {
 // peekHead returns the request head, through its blank line, without
 // consuming it. It returns nil when net/http should read the head instead:
 // one that does not fit the buffer or ends its lines with a bare LF. A
-// head that arrives in parts gets HEADER_TIMEOUT from its first part;
-// headBy is that deadline, or zero if the head came whole.
-func (c *laneConn) peekHead() (head []byte, headBy time.Time, err error) {
+// head that arrives in parts must be whole by headBy, which is
+// HEADER_TIMEOUT from its first part unless already set; headBy comes back
+// zero if the head came whole before any deadline was set.
+func (c *laneConn) peekHead(headBy time.Time) ([]byte, time.Time, error) {
 	for {
 		b, _ := c.br.Peek(c.br.Buffered())
 		if n, found := headEnd(b); found {
@@ -333,33 +333,6 @@ func (c *laneConn) peekHead() (head []byte, headBy time.Time, err error) {
 		if _, err := c.br.Peek(len(b) + 1); err != nil {
 			return nil, headBy, err
 		}
-	}
-}
-
-// headEnd finds where a head ends the way net/http's reader does, at the
-// first line feed followed by an empty line. It returns the head's length
-// when that blank line is CRLF CRLF, -1 when it is any other line-feed
-// form, and 0, false while no blank line has arrived.
-func headEnd(b []byte) (int, bool) {
-	for i := 0; ; {
-		k := bytes.IndexByte(b[i:], '\n')
-		if k < 0 {
-			return 0, false
-		}
-		k += i
-		rest := b[k+1:]
-		switch {
-		case len(rest) == 0 || len(rest) == 1 && rest[0] == '\r':
-			return 0, false
-		case rest[0] == '\n':
-			return -1, false
-		case rest[0] == '\r' && rest[1] == '\n':
-			if k == 0 || b[k-1] != '\r' {
-				return -1, false
-			}
-			return k + 3, true
-		}
-		i = k + 1
 	}
 }
 
@@ -389,86 +362,30 @@ func parseHead(head []byte, remote string) (r *http.Request, keep bool) {
 	if err != nil {
 		return nil, false
 	}
-	lines := strings.Count(rest, "\n")
-	h := make(http.Header, lines)
-	values := make([]string, 0, lines)
-	host, hosts := "", 0
-	keep = true
-	for {
-		hl, after, _ := strings.Cut(rest, "\r\n")
-		rest = after
-		if hl == "" {
-			break
-		}
-		name, value, ok := strings.Cut(hl, ":")
-		if !ok || !validName(name) {
-			return nil, false
-		}
-		value = strings.Trim(value, " \t")
-		if !validValue(value) {
-			return nil, false
-		}
-		key := http.CanonicalHeaderKey(name)
-		switch key {
-		case "Host":
-			hosts++
-			host = value
-			continue // net/http keeps it in Request.Host only
-		case "Content-Length", "Transfer-Encoding", "Expect", "Upgrade", "Te", "Trailer", "Pragma":
-			return nil, false
-		case "Connection":
-			switch {
-			case strings.EqualFold(value, "keep-alive"):
-			case strings.EqualFold(value, "close"):
-				keep = false
-			default:
-				return nil, false
-			}
-		}
-		if have, ok := h[key]; ok {
-			h[key] = append(have, value)
-			continue
-		}
-		values = append(values, value)
-		h[key] = values[len(values)-1 : len(values) : len(values)]
-	}
-	if hosts != 1 || !validHost(host) {
+	h, ok := readFields(rest)
+	if !ok {
 		return nil, false
 	}
+	for _, k := range [...]string{"Content-Length", "Transfer-Encoding", "Expect", "Upgrade", "Te", "Trailer", "Pragma"} {
+		if _, ok := h[k]; ok {
+			return nil, false
+		}
+	}
+	keep, ok = keepAlive(h)
+	if !ok {
+		return nil, false
+	}
+	hosts := h["Host"]
+	delete(h, "Host") // net/http keeps it in Request.Host only
+	if len(hosts) != 1 || !validHost(hosts[0]) {
+		return nil, false
+	}
+	host := hosts[0]
 	r = &http.Request{
 		Method: http.MethodGet, URL: u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: h, Body: http.NoBody, Host: host, RemoteAddr: remote, RequestURI: uri, Close: !keep,
 	}
 	return r, keep
-}
-
-func validName(b string) bool {
-	if len(b) == 0 {
-		return false
-	}
-	for i := range len(b) {
-		if !tokenByte(b[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func tokenByte(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	return c != 0 && strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
-}
-
-func validValue(b string) bool {
-	for i := range len(b) {
-		if c := b[i]; c < ' ' && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 func validHost(h string) bool {

@@ -261,3 +261,51 @@ func TestLaneWriteTimeoutCutsAClientThatStopsReading(t *testing.T) {
 		t.Errorf("after the stalled answer: %d %s", resp.StatusCode, body)
 	}
 }
+
+// FuzzAnswerHeadReadsAsNetHTTP holds the fast path's reading of an answer
+// head to http.ReadResponse's, body included.
+func FuzzAnswerHeadReadsAsNetHTTP(f *testing.F) {
+	for _, seed := range []string{
+		"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+		"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+		"HTTP/1.1 200\r\ncontent-length: 5\r\nX-A: 1\r\nx-a: 2\r\n\r\nhello",
+		"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+		"HTTP/1.1 204 No Content\r\nContent-Length: 3\r\n\r\nabc",
+		"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+		"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok",
+		"HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nok",
+		"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+		"HTTP/1.1 200 OK\r\nPragma: no-cache\r\nContent-Length: 0\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nConnection: keep-alive, close\r\nContent-Length: 0\r\n\r\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	get := &http.Request{Method: http.MethodGet}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		n, found := headEnd(b)
+		if !found || leanAnswer(b[:n]) == nil {
+			return
+		}
+		got, err := readAnswerHead(bufio.NewReader(bytes.NewReader(b)), get)
+		if err != nil {
+			t.Fatalf("lean head %q: %v", b[:n], err)
+		}
+		want, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(b)), get)
+		if err != nil {
+			t.Fatalf("the fast path took a head http.ReadResponse refuses (%v):\n%q", err, b[:n])
+		}
+		if got.Status != want.Status || got.StatusCode != want.StatusCode || got.Proto != want.Proto ||
+			got.ContentLength != want.ContentLength || got.Close != want.Close || len(want.TransferEncoding) > 0 ||
+			!reflect.DeepEqual(got.Header, want.Header) || !reflect.DeepEqual(got.Trailer, want.Trailer) {
+			t.Fatalf("the fast path and net/http read %q differently:\nfast     %q %d %q length %d close %v %q\nnet/http %q %d %q length %d close %v %q",
+				b[:n], got.Status, got.StatusCode, got.Proto, got.ContentLength, got.Close, got.Header,
+				want.Status, want.StatusCode, want.Proto, want.ContentLength, want.Close, want.Header)
+		}
+		gb, gerr := io.ReadAll(got.Body)
+		wb, werr := io.ReadAll(want.Body)
+		if !bytes.Equal(gb, wb) || (gerr == nil) != (werr == nil) {
+			t.Fatalf("bodies differ after %q: fast %q (%v), net/http %q (%v)", b[:n], gb, gerr, wb, werr)
+		}
+	})
+}
