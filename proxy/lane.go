@@ -276,8 +276,15 @@ func (c *laneConn) serve() {
 		c.l.untrack(c)
 	}()
 	c.br = bufio.NewReaderSize(c.Conn, laneBuf)
-	for {
-		if c.l.idle > 0 {
+	for first := true; ; first = false {
+		// A new connection has HEADER_TIMEOUT to send its first head, as
+		// net/http gives it; one kept alive waits IDLE_TIMEOUT for the next.
+		var headBy time.Time
+		switch {
+		case first && c.l.header > 0:
+			headBy = time.Now().Add(c.l.header)
+			_ = c.SetReadDeadline(headBy)
+		case !first && c.l.idle > 0:
 			_ = c.SetReadDeadline(time.Now().Add(c.l.idle))
 		}
 		if _, err := c.br.Peek(1); err != nil {
@@ -286,7 +293,7 @@ func (c *laneConn) serve() {
 		if !c.state.CompareAndSwap(connIdle, connBusy) {
 			return // closed by shutdown
 		}
-		head, headBy, err := c.peekHead(time.Time{})
+		head, headBy, err := c.peekHead(headBy)
 		if err != nil {
 			return
 		}

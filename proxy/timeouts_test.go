@@ -50,6 +50,17 @@ func TestHeaderTimeoutClosesAConnectionThatNeverFinishesItsHeaders(t *testing.T)
 	}
 }
 
+// A connection that never sends a request gets HEADER_TIMEOUT, not the
+// IDLE_TIMEOUT a kept-alive one waits between requests.
+func TestAConnectionThatSendsNothingClosesAtHeaderTimeout(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	p := start(t, map[string]string{"HEADER_TIMEOUT": timeout.String(), "IDLE_TIMEOUT": "1m"})
+	c := dialProxy(t, p)
+	if took := closedWithin(t, c, time.Now(), 10*time.Second); took < timeout {
+		t.Errorf("closed after %s, before HEADER_TIMEOUT=%s", took, timeout)
+	}
+}
+
 func TestIdleTimeoutClosesAnIdleKeptAliveConnection(t *testing.T) {
 	const timeout = time.Second
 	p := start(t, map[string]string{"IDLE_TIMEOUT": timeout.String()})
