@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -27,9 +29,13 @@ import (
 // parseHead reads, hands its connection with the bytes read so far to
 // net/http's Server for the rest of the connection's life, so everything
 // unusual meets net/http's parser, limits and errors exactly as before.
+// Two things differ from net/http for the requests lane serves, and nothing
+// in the chain depends on either: their contexts carry none of net/http's
+// server values, and no 1xx answer is passed on.
 type lane struct {
 	handler http.Handler
 	srv     *http.Server
+	errLog  *log.Logger
 	handoff *handoffListener
 	header  time.Duration
 	write   time.Duration
@@ -52,12 +58,23 @@ const laneBuf = 4 << 10
 // newLane serves through srv's handler, timeouts and error log; srv itself
 // serves the connections lane hands over.
 func newLane(srv *http.Server) *lane {
-	return &lane{
-		handler: srv.Handler, srv: srv,
+	l := &lane{
+		handler: srv.Handler, srv: srv, errLog: srv.ErrorLog,
 		handoff: &handoffListener{ch: make(chan net.Conn), done: make(chan struct{})},
 		header:  srv.ReadHeaderTimeout, write: srv.WriteTimeout, idle: srv.IdleTimeout,
 		conns: map[*laneConn]struct{}{},
 	}
+	// net/http's fallbacks for timeouts left at zero.
+	if l.header <= 0 {
+		l.header = srv.ReadTimeout
+	}
+	if l.idle <= 0 {
+		l.idle = srv.ReadTimeout
+	}
+	if l.errLog == nil {
+		l.errLog = log.Default()
+	}
+	return l
 }
 
 // serve accepts connections on ln until shutdown or close, and returns
@@ -87,7 +104,7 @@ func (l *lane) serve(ln net.Listener) error {
 			var te interface{ Temporary() bool }
 			if errors.As(err, &te) && te.Temporary() {
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				l.srv.ErrorLog.Printf("http: Accept error: %v; retrying in %v", err, delay)
+				l.errLog.Printf("http: Accept error: %v; retrying in %v", err, delay)
 				time.Sleep(delay)
 				continue
 			}
@@ -434,7 +451,7 @@ func (c *laneConn) handle(r *http.Request, keep bool) (ok bool) {
 			if p != http.ErrAbortHandler {
 				buf := make([]byte, 64<<10)
 				buf = buf[:runtime.Stack(buf, false)]
-				c.l.srv.ErrorLog.Printf("http: panic serving %s: %v\n%s", c.remote, p, buf)
+				c.l.errLog.Printf("http: panic serving %s: %v\n%s", c.remote, p, buf)
 			}
 		}
 	}()
@@ -447,19 +464,29 @@ func (c *laneConn) handle(r *http.Request, keep bool) (ok bool) {
 }
 
 // laneWriter collects an answer and sends head and body in one write when
-// the handler returns, or at its first Flush.
+// the handler returns, at its first Flush, or once the body passes
+// laneFlushAt. It frames the answer as net/http's writer would: the head
+// is the header as it stood at WriteHeader; a declared Content-Length is
+// kept to; bodiless statuses lose their framing headers; an answer of
+// unknown length still being written goes out chunked.
 type laneWriter struct {
 	c      *laneConn
-	h      http.Header
+	h      http.Header // the handler's
+	head   http.Header // h as it stood at WriteHeader
 	status int
+	length int64 // the declared Content-Length, or -1
 	body   []byte
-	sent   bool // the head is on the wire
-	chunk  bool // the body goes out chunked
-	length int64
-	wrote  int64
+	wrote  int64 // body bytes taken
+	sent   bool  // the head is on the wire
+	chunk  bool  // the body goes out chunked
 	keep   bool
 	err    error
 }
+
+// laneFlushAt is how much of a body laneWriter holds before sending; past
+// it the answer streams, so a large one costs no more memory here than
+// through net/http.
+const laneFlushAt = 4 << 10
 
 func (w *laneWriter) Header() http.Header { return w.h }
 
@@ -467,30 +494,61 @@ func (w *laneWriter) WriteHeader(code int) {
 	if code < 100 || code > 999 {
 		panic(fmt.Sprintf("invalid WriteHeader code %v", code))
 	}
+	// 1xx answers are not passed on; the API's handlers send none.
 	if w.status != 0 || code < 200 {
 		return
 	}
 	w.status = code
+	w.head = maps.Clone(w.h)
+	// The framing is lane's to choose, but a handler that asked for
+	// chunks gets them, and its Content-Length is dropped, as net/http does.
+	if te := w.head.Get("Transfer-Encoding"); te != "" && !strings.EqualFold(te, "identity") && bodyAllowed(code) {
+		w.chunk = true
+		delete(w.head, "Content-Length")
+	}
+	delete(w.head, "Transfer-Encoding")
+	w.length = -1
+	switch {
+	case code == http.StatusNotModified:
+		delete(w.head, "Content-Type")
+		fallthrough
+	case !bodyAllowed(code):
+		delete(w.head, "Content-Length")
+		w.length = 0
+	default:
+		if cl := w.head["Content-Length"]; len(cl) > 0 {
+			if n, err := strconv.ParseInt(strings.TrimSpace(cl[0]), 10, 64); err == nil && n >= 0 {
+				w.length = n
+			} else {
+				delete(w.head, "Content-Length")
+			}
+		}
+	}
 }
 
 func (w *laneWriter) Write(p []byte) (int, error) {
 	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)
 	}
-	if w.err != nil {
+	switch {
+	case w.err != nil:
+		return 0, w.err
+	case !bodyAllowed(w.status):
+		return 0, http.ErrBodyNotAllowed
+	case w.length >= 0 && w.wrote+int64(len(p)) > w.length:
+		// As with net/http, the answer is broken from here: the head goes
+		// out at the end and the connection closes short of the length.
+		w.err = http.ErrContentLength
 		return 0, w.err
 	}
-	if !bodyAllowed(w.status) {
-		return 0, http.ErrBodyNotAllowed
-	}
+	w.wrote += int64(len(p))
 	if !w.sent {
 		w.body = append(w.body, p...)
-		return len(p), nil
+		if len(w.body) < laneFlushAt {
+			return len(p), nil
+		}
+		return len(p), w.sendHead(false)
 	}
-	if w.length >= 0 && w.wrote+int64(len(p)) > w.length {
-		return 0, http.ErrContentLength
-	}
-	w.wrote += int64(len(p))
 	if w.chunk {
 		return len(p), w.send(chunked(nil, p))
 	}
@@ -520,51 +578,38 @@ func (w *laneWriter) FlushError() error {
 	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)
 	}
-	if w.err != nil {
+	if w.err != nil || w.sent {
 		return w.err
-	}
-	if w.sent {
-		return nil
 	}
 	return w.sendHead(false)
 }
 
 func (w *laneWriter) Flush() { _ = w.FlushError() }
 
+// SetReadDeadline and SetWriteDeadline serve http.ResponseController.
+func (w *laneWriter) SetReadDeadline(t time.Time) error  { return w.c.SetReadDeadline(t) }
+func (w *laneWriter) SetWriteDeadline(t time.Time) error { return w.c.SetWriteDeadline(t) }
+
+// sendHead sends the head with the body so far; final means the handler
+// has returned, so a body of unknown length is all there.
 func (w *laneWriter) sendHead(final bool) error {
 	w.sent = true
-	h := w.h
-	w.length = -1
-	if cl := h.Get("Content-Length"); cl != "" {
-		n, err := strconv.ParseInt(cl, 10, 64)
-		if err != nil || n < 0 {
-			delete(h, "Content-Length")
-		} else {
-			w.length = n
-		}
-	}
-	if !bodyAllowed(w.status) {
-		w.length = 0
-	} else if w.length < 0 {
-		if final && !hasTrailers(h) {
-			w.length = int64(len(w.body))
-			h["Content-Length"] = []string{strconv.Itoa(len(w.body))}
-		} else {
-			w.chunk = true
-			h["Transfer-Encoding"] = []string{"chunked"}
-		}
-		if _, ok := h["Content-Type"]; !ok && len(w.body) > 0 {
+	h := w.head
+	if bodyAllowed(w.status) {
+		if _, typed := h["Content-Type"]; !typed && !w.chunk && len(w.body) > 0 && len(h["Content-Encoding"]) == 0 {
 			h["Content-Type"] = []string{http.DetectContentType(w.body)}
 		}
+		if w.length < 0 {
+			if final && !w.chunk && !w.hasTrailers() {
+				w.length = int64(len(w.body))
+				h["Content-Length"] = []string{strconv.Itoa(len(w.body))}
+			} else {
+				w.chunk = true
+				h["Transfer-Encoding"] = []string{"chunked"}
+			}
+		}
 	}
-	if int64(len(w.body)) > w.length && w.length >= 0 && !w.chunk {
-		w.keep = false
-		return http.ErrContentLength
-	}
-	if h.Get("Connection") == "close" {
-		w.keep = false
-	}
-	if !w.keep || w.c.l.closing.Load() {
+	if !w.keep || w.c.l.closing.Load() || strings.EqualFold(h.Get("Connection"), "close") {
 		w.keep = false
 		h["Connection"] = []string{"close"}
 	}
@@ -579,7 +624,8 @@ func (w *laneWriter) sendHead(final bool) error {
 	b = append(b, "\r\n"...)
 	keys := make([]string, 0, len(h))
 	for k := range h {
-		if !strings.HasPrefix(k, http.TrailerPrefix) {
+		// As net/http does, a name that could break the head is dropped.
+		if validName(k) {
 			keys = append(keys, k)
 		}
 	}
@@ -590,7 +636,6 @@ func (w *laneWriter) sendHead(final bool) error {
 		}
 	}
 	b = append(b, "\r\n"...)
-	w.wrote = int64(len(w.body))
 	if w.chunk {
 		b = chunked(b, w.body)
 	} else {
@@ -611,43 +656,58 @@ func (w *laneWriter) finish() error {
 			return err
 		}
 	}
-	if w.err != nil {
+	switch {
+	case w.err != nil:
 		return w.err
-	}
-	if w.chunk {
+	case w.chunk:
 		b := append(w.c.out[:0], "0\r\n"...)
-		for k, vv := range w.h {
-			if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
-				for _, v := range vv {
-					b = appendHeader(b, http.CanonicalHeaderKey(name), v)
-				}
-			}
-		}
-		for _, decl := range w.h["Trailer"] {
-			for name := range strings.SplitSeq(decl, ",") {
-				name = http.CanonicalHeaderKey(strings.TrimSpace(name))
-				for _, v := range w.h[name] {
-					b = appendHeader(b, name, v)
-				}
+		for k, vv := range w.trailers() {
+			for _, v := range vv {
+				b = appendHeader(b, k, v)
 			}
 		}
 		b = append(b, "\r\n"...)
 		w.c.out = b[:0]
 		return w.send(b)
-	}
-	if w.length >= 0 && w.wrote < w.length {
+	case w.length >= 0 && w.wrote < w.length:
+		// Less than it declared: only a cut connection tells the client.
 		return io.ErrShortWrite
 	}
 	return nil
 }
 
-// hasTrailers reports whether the handler has set trailers already; their
-// values need the chunked framing.
-func hasTrailers(h http.Header) bool {
-	if len(h["Trailer"]) > 0 {
+// trailers collects what net/http would send as trailers: the values of
+// names declared in a Trailer header, and of names set with
+// http.TrailerPrefix, both read as the handler left them.
+func (w *laneWriter) trailers() http.Header {
+	t := http.Header{}
+	for k, vv := range w.h {
+		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok && validName(name) {
+			t[http.CanonicalHeaderKey(name)] = vv
+		}
+	}
+	for _, decl := range w.head["Trailer"] {
+		for name := range strings.SplitSeq(decl, ",") {
+			name = http.CanonicalHeaderKey(strings.TrimSpace(name))
+			if validName(name) && !framingTrailer[name] {
+				t[name] = append(t[name], w.h[name]...)
+			}
+		}
+	}
+	return t
+}
+
+// framingTrailer are names a declared trailer may not carry: they would
+// change how the answer is read.
+var framingTrailer = map[string]bool{"Content-Length": true, "Transfer-Encoding": true, "Trailer": true}
+
+// hasTrailers reports whether the answer has trailers to send, which need
+// the chunked framing.
+func (w *laneWriter) hasTrailers() bool {
+	if len(w.head["Trailer"]) > 0 {
 		return true
 	}
-	for k := range h {
+	for k := range w.h {
 		if strings.HasPrefix(k, http.TrailerPrefix) {
 			return true
 		}

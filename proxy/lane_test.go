@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -308,4 +309,177 @@ func FuzzAnswerHeadReadsAsNetHTTP(f *testing.F) {
 			t.Fatalf("bodies differ after %q: fast %q (%v), net/http %q (%v)", b[:n], gb, gerr, wb, werr)
 		}
 	})
+}
+
+// rawAnswer sends one GET for path to addr and gives the raw answer, read
+// until the server closes (the request asks it to).
+func rawAnswer(t *testing.T, addr, path string) []byte {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(c)
+	return b
+}
+
+// serveBoth serves h through lane and through net/http's own server.
+func serveBoth(t *testing.T, h http.Handler) (laneAddr, netAddr string) {
+	t.Helper()
+	ref := httptest.NewServer(h)
+	t.Cleanup(ref.Close)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLane(&http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second})
+	go func() { _ = l.serve(ln) }()
+	t.Cleanup(l.close)
+	return ln.Addr().String(), ref.Listener.Addr().String()
+}
+
+// laneWriter must frame every answer as net/http's writer does; each case
+// is a handler doing one of the things the HTTP rules constrain.
+func TestLaneWriterFramesAnswersAsNetHTTP(t *testing.T) {
+	big := strings.Repeat("0123456789abcdef", 64<<10) // 1 MB
+	for _, tc := range []struct {
+		name string
+		h    http.HandlerFunc
+	}{
+		{"plain", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, `{"ok":true}`) }},
+		{"header set after WriteHeader", func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusAccepted)
+			w.Header().Set("X-Late", "1")
+			_, _ = io.WriteString(w, "late")
+		}},
+		{"header name with CRLF", func(w http.ResponseWriter, r *http.Request) {
+			w.Header()["X-A\r\nSet-Cookie: injected=1\r\nX-B"] = []string{"v"}
+			_, _ = io.WriteString(w, "x")
+		}},
+		{"value with CRLF", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("X-V", "a\r\nSet-Cookie: injected=1")
+			_, _ = io.WriteString(w, "x")
+		}},
+		{"204 with a length", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", "5")
+			w.WriteHeader(http.StatusNoContent)
+			_, _ = io.WriteString(w, "hello")
+		}},
+		{"204 asking for chunks", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Transfer-Encoding", "chunked")
+			w.WriteHeader(http.StatusNoContent)
+		}},
+		{"304 with type and length", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			w.Header().Set("Content-Length", "5")
+			w.WriteHeader(http.StatusNotModified)
+		}},
+		{"encoded, untyped", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Encoding", "gzip")
+			_, _ = io.WriteString(w, "\x1f\x8b\x08\x00")
+		}},
+		{"sized, untyped", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", "5")
+			_, _ = io.WriteString(w, "hello")
+		}},
+		{"over its length", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", "8")
+			_, _ = io.WriteString(w, "123456789")
+			w.(http.Flusher).Flush()
+			_, _ = io.WriteString(w, "INJECTED")
+		}},
+		{"length and chunked both set", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", "5")
+			w.Header().Set("Transfer-Encoding", "chunked")
+			_, _ = io.WriteString(w, "hello")
+		}},
+		{"declared trailer", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Trailer", "X-Sum")
+			_, _ = io.WriteString(w, "body")
+			w.Header().Set("X-Sum", "abc")
+		}},
+		{"prefixed trailer", func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, "body")
+			w.(http.Flusher).Flush()
+			w.Header().Set(http.TrailerPrefix+"X-Sum", "abc")
+		}},
+		{"large, unsized", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, big) }},
+		{"large, sized", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", strconv.Itoa(len(big)))
+			_, _ = io.WriteString(w, big)
+		}},
+		{"flushed, then more", func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, "first ")
+			w.(http.Flusher).Flush()
+			_, _ = io.WriteString(w, "second")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			laneAddr, netAddr := serveBoth(t, tc.h)
+			got, want := rawAnswer(t, laneAddr, "/api/v1/x"), rawAnswer(t, netAddr, "/api/v1/x")
+			if bytes.Contains(got, []byte("\r\nSet-Cookie")) {
+				t.Errorf("lane let a header be injected:\n%q", got)
+			}
+			gr, nr := bufio.NewReader(bytes.NewReader(got)), bufio.NewReader(bytes.NewReader(want))
+			g, gerr := http.ReadResponse(gr, nil)
+			n, nerr := http.ReadResponse(nr, nil)
+			if (gerr == nil) != (nerr == nil) {
+				t.Fatalf("lane's answer read with %v, net/http's with %v:\nlane     %q\nnet/http %q", gerr, nerr, got, want)
+			}
+			if gerr != nil {
+				return
+			}
+			gb, gberr := io.ReadAll(g.Body)
+			nb, nberr := io.ReadAll(n.Body)
+			g.Header.Del("Date")
+			n.Header.Del("Date")
+			if g.StatusCode != n.StatusCode || !reflect.DeepEqual(g.Header, n.Header) || !bytes.Equal(gb, nb) ||
+				(gberr == nil) != (nberr == nil) || !reflect.DeepEqual(g.Trailer, n.Trailer) {
+				t.Errorf("lane and net/http answer differently:\nlane     %d %q trailer %q body %d bytes (%v)\nnet/http %d %q trailer %q body %d bytes (%v)",
+					g.StatusCode, g.Header, g.Trailer, len(gb), gberr, n.StatusCode, n.Header, n.Trailer, len(nb), nberr)
+			}
+			// Bytes past the answer would be read as the next one.
+			if grest, nrest := readRest(gr), readRest(nr); grest != nrest {
+				t.Errorf("after the answer, lane sent %q and net/http %q", grest, nrest)
+			}
+		})
+	}
+}
+
+func readRest(r io.Reader) string {
+	b, _ := io.ReadAll(r)
+	return string(b)
+}
+
+// A large answer streams through lane as it is written: lane holds at most
+// laneFlushAt of it, not the whole body until the handler returns.
+func TestLaneStreamsALargeAnswerAsItComes(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	const half = 1 << 20
+	laneAddr, _ := serveBoth(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(2*half))
+		for range half / (32 << 10) {
+			_, _ = w.Write(make([]byte, 32<<10))
+		}
+		<-release // the rest never comes while the client waits
+	}))
+	c, err := net.DialTimeout("tcp", laneAddr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "GET /api/v1/x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, err := io.ReadAtLeast(c, make([]byte, half), half)
+	if err != nil {
+		t.Fatalf("got %d bytes of the first MB written, then %v", n, err)
+	}
 }
