@@ -114,8 +114,8 @@ func newFastPath(upstream *url.URL, key string, headerTimeout, connectTimeout ti
 
 // Get sends GET uri (an escaped path and query) with the forwarded subset
 // of the client's headers, and the key. A reused connection that fails
-// before the answer's head (the upstream closed it meanwhile) is retried
-// once on a new connection: when the upstream restarts or sweeps its idle
+// before any of the answer arrives (the upstream closed it meanwhile) is
+// retried once on a new connection: when the upstream restarts or sweeps its idle
 // connections, the others in the pool are as dead as the first.
 func (f *fastPath) Get(ctx context.Context, uri string, in http.Header) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
@@ -128,7 +128,10 @@ func (f *fastPath) Get(ctx context.Context, uri string, in http.Header) (*http.R
 			return resp, nil
 		}
 		_ = c.Close()
-		if !reused || attempt > 0 || ctx.Err() != nil || isTimeout(err) {
+		// Only a connection that failed before any answer came is retried:
+		// an answer, however broken, is the upstream's word on this request.
+		answered := c.head.left >= 0 && c.head.left < f.head
+		if !reused || attempt > 0 || answered || ctx.Err() != nil || isTimeout(err) {
 			return nil, err
 		}
 	}
@@ -308,6 +311,10 @@ func (f *fastPath) exchange(ctx context.Context, c *upConn, uri string, in http.
 		if r.StatusCode >= 200 || r.StatusCode == http.StatusSwitchingProtocols {
 			resp = r
 			break
+		}
+		if r.StatusCode < 100 {
+			stop()
+			return nil, fmt.Errorf("the upstream answered status %d, which HTTP does not have", r.StatusCode)
 		}
 		// 1xx informational answers precede the real one.
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -370,6 +371,58 @@ func TestFastPathDropsAConnectionWithBytesPastTheAnswer(t *testing.T) {
 	for i := range 3 {
 		if body := getOK(t, p.base+"/api/v1/credits"); body != `{"ok":1}` {
 			t.Fatalf("request %d got %s", i, body)
+		}
+	}
+}
+
+// What the fast path does with answers that are not what they seem: each
+// must reach the client as a failure of the upstream, never as another
+// answer, and be tried once only.
+func TestFastPathRefusesAnswersThatAreNotAnswers(t *testing.T) {
+	var requests atomic.Int64
+	up := rawUpstream(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			requests.Add(1)
+			const forged = "HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n{\"forged\":1}"
+			switch req.URL.Query().Get("finetune_id") {
+			case "below-100":
+				_, _ = fmt.Fprintf(c, "HTTP/1.1 099 X\r\nContent-Length: %d\r\n\r\n%s", len(forged), forged)
+			case "big-head":
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nX-Pad: "+strings.Repeat("p", 2000)+"\r\nContent-Length: 2\r\n\r\n{}")
+			case "reset":
+				reset(c)
+				return
+			default:
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+			}
+		}
+	})
+	p := start(t, map[string]string{"BFL_API_KEY": testKey, "BFL_API_URL": up, "MAX_HEADER_KB": "1"})
+	for _, id := range []string{"below-100", "big-head", "reset"} {
+		// A kept-alive connection first, so a retry would be allowed.
+		if resp, body := do(t, "GET", p.base+"/api/v1/finetune_details?finetune_id=ok", nil, nil); resp.StatusCode != http.StatusOK {
+			t.Fatalf("plain answer: %d %s", resp.StatusCode, body)
+		}
+		before := requests.Load()
+		resp, body := do(t, "GET", p.base+"/api/v1/finetune_details?finetune_id="+id, nil, nil)
+		if resp.StatusCode != http.StatusBadGateway || strings.Contains(body, "forged") ||
+			id == "big-head" && !strings.Contains(body, "MAX_HEADER_KB") {
+			t.Errorf("%s: %d %s; want 502", id, resp.StatusCode, body)
+		}
+		// A reset before any answer may be retried once, on a new connection.
+		if n := requests.Load() - before; n != 1 && id != "reset" {
+			t.Errorf("%s: the upstream got the request %d times; an answer, even a broken one, must not be retried", id, n)
+		}
+	}
+	logs := p.logsAfterStop(t)
+	for _, tc := range []string{"status 99", "connection reset by peer"} {
+		if !strings.Contains(logs, tc) {
+			t.Errorf("no warning naming %q in the log:\n%s", tc, logs)
 		}
 	}
 }

@@ -119,7 +119,12 @@ func keepAlive(h http.Header) (keep, ok bool) {
 // to http.ReadResponse, which reads it from the same place.
 func readAnswerHead(br *bufio.Reader, get *http.Request) (*http.Response, error) {
 	if _, err := br.Peek(1); err != nil {
-		return http.ReadResponse(br, get)
+		// bufio hands an error out once; reading again would report what
+		// the socket says next (EOF after a reset), not what happened.
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
 	}
 	b, _ := br.Peek(br.Buffered())
 	n, found := headEnd(b)

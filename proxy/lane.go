@@ -30,12 +30,16 @@ import (
 // net/http's Server for the rest of the connection's life, so everything
 // unusual meets net/http's parser, limits and errors exactly as before.
 // Two things differ from net/http for the requests lane serves, and nothing
-// in the chain depends on either: their contexts carry none of net/http's
-// server values, and no 1xx answer is passed on.
+// in the chain depends on either: their contexts carry the server but not
+// the local address, and no 1xx answer is passed on.
 type lane struct {
 	handler http.Handler
 	srv     *http.Server
 	errLog  *log.Logger
+	// base is the parent of every lane request's context. It carries the
+	// server, as net/http's do: ReverseProxy reads it to decide whether a
+	// broken answer aborts the connection.
+	base context.Context
 	handoff *handoffListener
 	header  time.Duration
 	write   time.Duration
@@ -60,6 +64,7 @@ const laneBuf = 4 << 10
 func newLane(srv *http.Server) *lane {
 	l := &lane{
 		handler: srv.Handler, srv: srv, errLog: srv.ErrorLog,
+		base:    context.WithValue(context.Background(), http.ServerContextKey, srv),
 		handoff: &handoffListener{ch: make(chan net.Conn), done: make(chan struct{})},
 		header:  srv.ReadHeaderTimeout, write: srv.WriteTimeout, idle: srv.IdleTimeout,
 		conns: map[*laneConn]struct{}{},
@@ -431,10 +436,10 @@ func validHost(h string) bool {
 // handle runs the handler chain for r and writes its answer; false means
 // the connection is done.
 func (c *laneConn) handle(r *http.Request, keep bool) (ok bool) {
-	// Not a child of a lane-wide context: registering every request with
-	// a cancellable parent costs a map update each; close cancels each
+	// The parent holds values only: registering every request with a
+	// cancellable parent costs a map update each; close cancels each
 	// connection's request instead.
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(c.l.base)
 	defer cancel()
 	r = r.WithContext(ctx)
 	if c.l.write > 0 {
@@ -620,7 +625,13 @@ func (w *laneWriter) sendHead(final bool) error {
 	b = append(b, "HTTP/1.1 "...)
 	b = strconv.AppendInt(b, int64(w.status), 10)
 	b = append(b, ' ')
-	b = append(b, http.StatusText(w.status)...)
+	if text := http.StatusText(w.status); text != "" {
+		b = append(b, text...)
+	} else {
+		// As net/http names a code it has no text for (a CDN's 520s).
+		b = append(b, "status code "...)
+		b = strconv.AppendInt(b, int64(w.status), 10)
+	}
 	b = append(b, "\r\n"...)
 	keys := make([]string, 0, len(h))
 	for k := range h {

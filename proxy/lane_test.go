@@ -3,14 +3,19 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"reflect"
 	"strconv"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -413,6 +418,12 @@ func TestLaneWriterFramesAnswersAsNetHTTP(t *testing.T) {
 			w.Header().Set("Content-Length", strconv.Itoa(len(big)))
 			_, _ = io.WriteString(w, big)
 		}},
+		{"a status Go has no text for", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(524) }},
+		{"ReverseProxy, answer broken midway", (&httputil.ReverseProxy{
+			Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(&url.URL{Scheme: "https", Host: "upstream.test"}) },
+			Transport: brokenAnswer{},
+			ErrorLog:  log.New(io.Discard, "", 0),
+		}).ServeHTTP},
 		{"flushed, then more", func(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.WriteString(w, "first ")
 			w.(http.Flusher).Flush()
@@ -424,6 +435,9 @@ func TestLaneWriterFramesAnswersAsNetHTTP(t *testing.T) {
 			got, want := rawAnswer(t, laneAddr, "/api/v1/x"), rawAnswer(t, netAddr, "/api/v1/x")
 			if bytes.Contains(got, []byte("\r\nSet-Cookie")) {
 				t.Errorf("lane let a header be injected:\n%q", got)
+			}
+			if gl, nl := firstLine(got), firstLine(want); gl != nl {
+				t.Errorf("status lines differ: lane %q, net/http %q", gl, nl)
 			}
 			gr, nr := bufio.NewReader(bytes.NewReader(got)), bufio.NewReader(bytes.NewReader(want))
 			g, gerr := http.ReadResponse(gr, nil)
@@ -482,4 +496,21 @@ func TestLaneStreamsALargeAnswerAsItComes(t *testing.T) {
 	if err != nil {
 		t.Fatalf("got %d bytes of the first MB written, then %v", n, err)
 	}
+}
+
+func firstLine(b []byte) string {
+	line, _, _ := bytes.Cut(b, []byte("\r\n"))
+	return string(line)
+}
+
+// brokenAnswer's body breaks after its first part, as an upstream's does
+// when it fails after sending the head.
+type brokenAnswer struct{}
+
+func (brokenAnswer) RoundTrip(r *http.Request) (*http.Response, error) {
+	return &http.Response{
+		StatusCode: http.StatusOK, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, ContentLength: -1, Request: r,
+		Header: http.Header{"Content-Type": {"application/json"}},
+		Body:   io.NopCloser(io.MultiReader(strings.NewReader(`{"items":[1,2,3`), iotest.ErrReader(errors.New("upstream failed midway")))),
+	}, nil
 }
