@@ -176,19 +176,25 @@ func appendHeader(b []byte, k, v string) []byte {
 	return append(b, "\r\n"...)
 }
 
-// conn takes the newest pooled connection, or dials one when the pool is
-// empty or fresh is set.
+// conn takes the newest pooled connection with nothing unasked to read, or
+// dials one when there is none or fresh is set.
 func (f *fastPath) conn(ctx context.Context, fresh bool) (*upConn, bool, error) {
-	f.mu.Lock()
-	stale := f.expiredLocked()
-	var c *upConn
-	if n := len(f.idle); n > 0 && !fresh {
-		c, f.idle = f.idle[n-1], f.idle[:n-1]
-	}
-	f.mu.Unlock()
-	closeAll(stale)
-	if c != nil {
-		return c, true, nil
+	for !fresh {
+		f.mu.Lock()
+		stale := f.expiredLocked()
+		var c *upConn
+		if n := len(f.idle); n > 0 {
+			c, f.idle = f.idle[n-1], f.idle[:n-1]
+		}
+		f.mu.Unlock()
+		closeAll(stale)
+		if c == nil {
+			break
+		}
+		if !hasStrayBytes(c.Conn) {
+			return c, true, nil
+		}
+		_ = c.Close()
 	}
 	nc, err := f.dialer.DialContext(ctx, "tcp", f.addr)
 	if err != nil {

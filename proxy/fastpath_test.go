@@ -426,3 +426,34 @@ func TestFastPathRefusesAnswersThatAreNotAnswers(t *testing.T) {
 		}
 	}
 }
+
+// Bytes an upstream sends on a kept-alive connection after its answer (a
+// second answer, a 408 before it hangs up) must not pass for the answer to
+// the next request sent on it.
+func TestFastPathDropsConnectionsWithBytesUnasked(t *testing.T) {
+	for _, late := range []string{
+		"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n{\"forged\":1}",
+		"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+	} {
+		up := rawUpstream(t, func(c net.Conn) {
+			br := bufio.NewReader(c)
+			for first := true; ; first = false {
+				if _, err := http.ReadRequest(br); err != nil {
+					return
+				}
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n{\"ok\":1}")
+				if first {
+					time.Sleep(50 * time.Millisecond)
+					_, _ = io.WriteString(c, late)
+				}
+			}
+		})
+		p := start(t, map[string]string{"BFL_API_KEY": testKey, "BFL_API_URL": up})
+		for i := range 3 {
+			if resp, body := do(t, "GET", p.base+"/api/v1/credits", nil, nil); resp.StatusCode != http.StatusOK || body != `{"ok":1}` {
+				t.Errorf("request %d after an upstream sent %q unasked: %d %s", i+1, late[:12], resp.StatusCode, body)
+			}
+			time.Sleep(150 * time.Millisecond)
+		}
+	}
+}
