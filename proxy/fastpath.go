@@ -27,9 +27,9 @@ const idleFor = 4 * time.Second
 // calling goroutine. net/http's Transport hands every request to a writer
 // and a reader goroutine per connection; on loopback those two wake-ups are
 // a large share of a small request's latency. Submits (POST) keep using
-// net/http's Transport: one must never be sent twice, and net/http notices
-// a connection the upstream closed while idle before using it, which this
-// pool cannot do without a read.
+// net/http's Transport: one must never be sent twice, and this pool's check
+// for a connection the upstream closed while idle can still lose a race
+// with the upstream's close, after which only a GET may be sent again.
 type fastPath struct {
 	addr   string // host:port to dial
 	host   string // the Host header
@@ -191,7 +191,7 @@ func (f *fastPath) conn(ctx context.Context, fresh bool) (*upConn, bool, error) 
 		if c == nil {
 			break
 		}
-		if !hasStrayBytes(c.Conn) {
+		if !c.stray() {
 			return c, true, nil
 		}
 		_ = c.Close()
@@ -214,6 +214,22 @@ func (f *fastPath) conn(ctx context.Context, fresh bool) (*upConn, bool, error) 
 	uc := &upConn{Conn: nc, head: headCap{r: nc, left: -1}, bw: bufio.NewWriterSize(nc, 16<<10)}
 	uc.br = bufio.NewReaderSize(&uc.head, 16<<10)
 	return uc, false, nil
+}
+
+// stray reports whether an idle connection has anything to read (see
+// hasStrayBytes). Over TLS, a record that came in with the last answer sits
+// in tls.Conn's buffers, out of the socket's sight: a read that cannot wait
+// finds it there, and otherwise times out without harm to the connection.
+func (c *upConn) stray() bool {
+	if _, ok := c.Conn.(*tls.Conn); ok {
+		_ = c.SetReadDeadline(aLongTimeAgo)
+		_, err := c.br.Peek(1)
+		_ = c.SetReadDeadline(time.Time{})
+		if !isTimeout(err) {
+			return true // a record, or a broken connection
+		}
+	}
+	return hasStrayBytes(c.Conn)
 }
 
 // expiredLocked takes the connections idle past f.idleFor out of the pool;

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"io"
@@ -455,5 +456,114 @@ func TestFastPathDropsConnectionsWithBytesUnasked(t *testing.T) {
 			}
 			time.Sleep(150 * time.Millisecond)
 		}
+	}
+}
+
+// heldWrites collects what is written to a connection until release sends
+// it in one write, so two TLS records reach the peer together.
+type heldWrites struct {
+	net.Conn
+	mu   sync.Mutex
+	hold bool
+	buf  []byte
+}
+
+func (h *heldWrites) Write(p []byte) (int, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.hold {
+		h.buf = append(h.buf, p...)
+		return len(p), nil
+	}
+	return h.Conn.Write(p)
+}
+
+func (h *heldWrites) setHold(on bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.hold = on
+	if !on {
+		_, _ = h.Conn.Write(h.buf)
+		h.buf = nil
+	}
+}
+
+// Over TLS, a second answer sent with the first, in its own record, is read
+// off the socket together with it and waits inside tls.Conn: the pool must
+// see it there too.
+func TestFastPathOverTLSDropsConnectionsWithARecordUnasked(t *testing.T) {
+	certs := httptest.NewUnstartedServer(http.NotFoundHandler())
+	certs.StartTLS()
+	cert, leaf := certs.TLS.Certificates, certs.Certificate()
+	certs.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	var dials atomic.Int64
+	var forged atomic.Bool
+	go func() {
+		for {
+			raw, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			dials.Add(1)
+			go func() {
+				defer raw.Close()
+				held := &heldWrites{Conn: raw}
+				c := tls.Server(held, &tls.Config{Certificates: cert, NextProtos: []string{"http/1.1"}})
+				br := bufio.NewReader(c)
+				for {
+					if _, err := http.ReadRequest(br); err != nil {
+						return
+					}
+					first := forged.CompareAndSwap(false, true)
+					held.setHold(first)
+					_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n{\"ok\":1}")
+					if first {
+						_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n{\"forged\":1}")
+						held.setHold(false)
+					}
+				}
+			}()
+		}
+	}()
+	u, _ := url.Parse("https://" + ln.Addr().String())
+	fp := newFastPath(u, "k", 5*time.Second, 10*time.Second, 64<<10)
+	fp.tls.RootCAs = x509.NewCertPool()
+	fp.tls.RootCAs.AddCert(leaf)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i := range 3 {
+		resp, err := fp.Get(ctx, "/v1/credits", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != `{"ok":1}` {
+			t.Errorf("answer %d: %s, another request's", i+1, b)
+		}
+	}
+	if n := dials.Load(); n != 2 {
+		t.Errorf("%d connections; want 2, the first dropped for the record it held", n)
+	}
+}
+
+// A connection whose last answer left its head deadline set, because the
+// body came with the head, is still reused after that deadline has passed.
+func TestFastPathReusesConnectionsPastTheirLastDeadline(t *testing.T) {
+	up, conns := countingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, `{"credits":1}`)
+	}, nil)
+	p := start(t, map[string]string{"BFL_API_KEY": testKey, "BFL_API_URL": up.URL, "UPSTREAM_TIMEOUT": "300ms"})
+	for range 3 {
+		getOK(t, p.base+"/api/v1/credits")
+		time.Sleep(500 * time.Millisecond)
+	}
+	if n := conns.opened.Load(); n != 1 {
+		t.Errorf("%d upstream connections for 3 GETs 500 ms apart with UPSTREAM_TIMEOUT=300ms; want 1", n)
 	}
 }

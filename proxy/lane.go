@@ -39,7 +39,7 @@ type lane struct {
 	// base is the parent of every lane request's context. It carries the
 	// server, as net/http's do: ReverseProxy reads it to decide whether a
 	// broken answer aborts the connection.
-	base context.Context
+	base    context.Context
 	handoff *handoffListener
 	header  time.Duration
 	write   time.Duration

@@ -27,12 +27,13 @@ func hasStrayBytes(c net.Conn) bool {
 		return true
 	}
 	stray := false
-	err = rc.Read(func(fd uintptr) bool {
+	// Control, not Read: Read refuses at once when the read deadline has
+	// passed, and an idle connection may still carry its last answer's.
+	err = rc.Control(func(fd uintptr) {
 		var b [1]byte
 		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		quiet := errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK) || errors.Is(err, syscall.EINTR)
 		stray = n > 0 || !quiet // data, EOF (0 bytes, no error), or a socket error
-		return true
 	})
 	return err != nil || stray
 }
