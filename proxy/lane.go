@@ -453,6 +453,12 @@ func (c *laneConn) handle(r *http.Request, keep bool) (ok bool) {
 		if p := recover(); p != nil {
 			c.stopWatch()
 			ok = false
+			// What the handler wrote goes out before the connection closes,
+			// as net/http's final flush sends it: a client told where an
+			// answer broke off, rather than given none, knows it was cut.
+			if w.status != 0 && !w.sent && w.err == nil {
+				_ = w.sendHead(false)
+			}
 			if p != http.ErrAbortHandler {
 				buf := make([]byte, 64<<10)
 				buf = buf[:runtime.Stack(buf, false)]

@@ -424,6 +424,11 @@ func TestLaneWriterFramesAnswersAsNetHTTP(t *testing.T) {
 			Transport: brokenAnswer{},
 			ErrorLog:  log.New(io.Discard, "", 0),
 		}).ServeHTTP},
+		{"aborted midway", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", "6000")
+			_, _ = w.Write(bytes.Repeat([]byte("a"), 3000))
+			panic(http.ErrAbortHandler)
+		}},
 		{"flushed, then more", func(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.WriteString(w, "first ")
 			w.(http.Flusher).Flush()
