@@ -454,9 +454,13 @@ func (c *laneConn) handle(r *http.Request, keep bool) (ok bool) {
 			c.stopWatch()
 			ok = false
 			// What the handler wrote goes out before the connection closes,
-			// as net/http's final flush sends it: a client told where an
-			// answer broke off, rather than given none, knows it was cut.
-			if w.status != 0 && !w.sent && w.err == nil {
+			// as net/http's final flush sends it, when its framing shows the
+			// cut (chunks with no last one, a body short of its length): a
+			// client told where an answer broke off knows it was cut. An
+			// answer that would read as whole is not sent at all.
+			if w.status != 0 && !w.sent && w.err == nil && bodyAllowed(w.status) &&
+				(w.length < 0 || w.wrote < w.length) {
+				w.keep = false
 				_ = w.sendHead(false)
 			}
 			if p != http.ErrAbortHandler {

@@ -429,6 +429,15 @@ func TestLaneWriterFramesAnswersAsNetHTTP(t *testing.T) {
 			_, _ = w.Write(bytes.Repeat([]byte("a"), 3000))
 			panic(http.ErrAbortHandler)
 		}},
+		{"panics after a whole answer", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", "5")
+			_, _ = io.WriteString(w, "hello")
+			panic("a bug after the answer was written")
+		}},
+		{"aborted after a 204", func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusNoContent)
+			panic(http.ErrAbortHandler)
+		}},
 		{"flushed, then more", func(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.WriteString(w, "first ")
 			w.(http.Flusher).Flush()
