@@ -308,7 +308,7 @@ func (f *fastPath) exchange(ctx context.Context, c *upConn, uri string, in http.
 		_ = c.SetReadDeadline(headBy)
 	}
 	// Cancelling the request unblocks any read or write on the connection.
-	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(aLongTimeAgo) })
 	if err := f.writeGet(c.bw, uri, in); err != nil {
 		stop()
 		return nil, ctxErr(ctx, err)
@@ -350,7 +350,7 @@ func (f *fastPath) exchange(ctx context.Context, c *upConn, uri string, in http.
 	// The context is done before its hook runs, so if the hook already
 	// fired, this sees it and puts the past deadline back.
 	if ctx.Err() != nil {
-		_ = c.SetDeadline(time.Unix(1, 0))
+		_ = c.SetDeadline(aLongTimeAgo)
 	}
 	reusable := !resp.Close && resp.StatusCode != http.StatusSwitchingProtocols
 	resp.Body = &upBody{ReadCloser: resp.Body, c: c, f: f, stop: stop, reusable: reusable}

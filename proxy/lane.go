@@ -244,11 +244,8 @@ func (c *laneConn) watch() {
 	// The idle deadline still set would end the watch early.
 	_ = c.SetReadDeadline(time.Time{})
 	c.watchMu.Unlock()
-	if _, err := c.br.Peek(1); err != nil {
-		var ne net.Error
-		if !errors.As(err, &ne) || !ne.Timeout() {
-			cancel()
-		}
+	if _, err := c.br.Peek(1); err != nil && !isTimeout(err) {
+		cancel()
 	}
 }
 
@@ -320,9 +317,8 @@ func (c *laneConn) serve() {
 			return
 		}
 		var req *http.Request
-		keep := false
 		if head != nil {
-			req, keep = parseHead(head, c.remote)
+			req = parseHead(head, c.remote)
 		}
 		if req == nil {
 			// Still busy to shutdown: net/http closes it from here on.
@@ -330,7 +326,7 @@ func (c *laneConn) serve() {
 			return
 		}
 		_, _ = c.br.Discard(len(head))
-		if !c.handle(req, keep) {
+		if !c.handle(req) {
 			return
 		}
 		if !c.state.CompareAndSwap(connBusy, connIdle) || c.l.closing.Load() {
@@ -371,50 +367,49 @@ func (c *laneConn) peekHead(headBy time.Time) ([]byte, time.Time, error) {
 // head is copied into one string and every value points into it. The
 // request gets what net/http's parse would give it; FuzzLaneParsesAsNetHTTP
 // holds the two to that.
-func parseHead(head []byte, remote string) (r *http.Request, keep bool) {
+func parseHead(head []byte, remote string) *http.Request {
 	hs := string(head)
 	line, rest, _ := strings.Cut(hs, "\r\n")
 	uri, ok := strings.CutPrefix(line, "GET ")
 	if !ok {
-		return nil, false
+		return nil
 	}
 	uri, ok = strings.CutSuffix(uri, " HTTP/1.1")
 	if !ok || !strings.HasPrefix(uri, "/api/v1/") {
-		return nil, false
+		return nil
 	}
 	for i := range len(uri) {
 		if b := uri[i]; b <= ' ' || b >= 0x7f || b == '#' {
-			return nil, false
+			return nil
 		}
 	}
 	u, err := url.ParseRequestURI(uri)
 	if err != nil {
-		return nil, false
+		return nil
 	}
 	h, ok := readFields(rest)
 	if !ok {
-		return nil, false
+		return nil
 	}
 	for _, k := range [...]string{"Content-Length", "Transfer-Encoding", "Expect", "Upgrade", "Te", "Trailer", "Pragma"} {
 		if _, ok := h[k]; ok {
-			return nil, false
+			return nil
 		}
 	}
-	keep, ok = keepAlive(h)
+	keep, ok := keepAlive(h)
 	if !ok {
-		return nil, false
+		return nil
 	}
 	hosts := h["Host"]
 	delete(h, "Host") // net/http keeps it in Request.Host only
 	if len(hosts) != 1 || !validHost(hosts[0]) {
-		return nil, false
+		return nil
 	}
 	host := hosts[0]
-	r = &http.Request{
+	return &http.Request{
 		Method: http.MethodGet, URL: u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: h, Body: http.NoBody, Host: host, RemoteAddr: remote, RequestURI: uri, Close: !keep,
 	}
-	return r, keep
 }
 
 func validHost(h string) bool {
@@ -435,7 +430,7 @@ func validHost(h string) bool {
 
 // handle runs the handler chain for r and writes its answer; false means
 // the connection is done.
-func (c *laneConn) handle(r *http.Request, keep bool) (ok bool) {
+func (c *laneConn) handle(r *http.Request) (ok bool) {
 	// The parent holds values only: registering every request with a
 	// cancellable parent costs a map update each; close cancels each
 	// connection's request instead.
@@ -445,7 +440,7 @@ func (c *laneConn) handle(r *http.Request, keep bool) (ok bool) {
 	if c.l.write > 0 {
 		_ = c.SetWriteDeadline(time.Now().Add(c.l.write))
 	}
-	w := &laneWriter{c: c, h: make(http.Header, 8), keep: keep}
+	w := &laneWriter{c: c, h: make(http.Header, 8), keep: !r.Close}
 	c.startWatch(cancel)
 	defer func() {
 		// As net/http does: a panic cuts the connection, and one other than
