@@ -115,8 +115,8 @@ func newFastPath(upstream *url.URL, key string, headerTimeout, connectTimeout ti
 // Get sends GET uri (an escaped path and query) with the forwarded subset
 // of the client's headers, and the key. A reused connection that fails
 // before any of the answer arrives (the upstream closed it meanwhile) is
-// retried once on a new connection: when the upstream restarts or sweeps its idle
-// connections, the others in the pool are as dead as the first.
+// retried once on a new connection: when the upstream restarts or sweeps
+// its idle connections, the others in the pool are as dead as the first.
 func (f *fastPath) Get(ctx context.Context, uri string, in http.Header) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
 		c, reused, err := f.conn(ctx, attempt > 0)
