@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -159,7 +158,7 @@ func (s *server) requireToken(next http.Handler) http.Handler {
 			return next
 		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if peer, err := netip.ParseAddrPort(r.RemoteAddr); err != nil || !peer.Addr().Unmap().IsLoopback() {
+			if host, _, err := net.SplitHostPort(r.RemoteAddr); err != nil || !loopback(host) {
 				writeDetail(w, http.StatusForbidden,
 					"this proxy answers other machines only with an access token: start it with PROXY_TOKEN set and enter the token in Settings")
 				return
