@@ -129,7 +129,11 @@ func (s *site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if serveFile(w, r, root, name, "") {
 		return
 	}
-	if path.Ext(name) != "" && name != "index.html" {
+	if name == "index.html" {
+		notBuilt(w, s.noIndex())
+		return
+	}
+	if path.Ext(name) != "" {
 		http.NotFound(w, r)
 		return
 	}
