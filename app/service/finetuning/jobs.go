@@ -81,9 +81,11 @@ type Tracker struct {
 	Now                func() time.Time
 	Sleep              func(context.Context, time.Duration) error
 
-	mu        sync.Mutex
-	following map[string]bool
-	onEnd     func(Job)
+	mu    sync.Mutex // guards onEnd
+	onEnd func(Job)
+	// following holds the jobs being polled, so two followers never poll
+	// the same one.
+	following core.Claims
 
 	subs core.Listeners[Job]
 }
@@ -94,7 +96,6 @@ func NewTracker(api resultSource, store records) *Tracker {
 		api: api, store: store,
 		MinDelay: DefaultMinDelay, MaxDelay: DefaultMaxDelay, UnknownDeadline: DefaultUnknownDeadline,
 		Now: time.Now, Sleep: core.Sleep,
-		following: map[string]bool{},
 	}
 }
 
@@ -178,18 +179,11 @@ func (t *Tracker) Resume(ctx context.Context) error {
 // Follow polls one job until it is done or ctx ends, saving and publishing
 // each change. A job already followed elsewhere is left to that follower.
 func (t *Tracker) Follow(ctx context.Context, j Job) (Job, error) {
-	t.mu.Lock()
-	if t.following[j.ID] {
-		t.mu.Unlock()
+	release, ok := t.following.Claim(j.ID)
+	if !ok {
 		return j, nil
 	}
-	t.following[j.ID] = true
-	t.mu.Unlock()
-	defer func() {
-		t.mu.Lock()
-		delete(t.following, j.ID)
-		t.mu.Unlock()
-	}()
+	defer release()
 
 	delay := t.MinDelay
 	for !j.Done() {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/fluxforge/fluxforge/app/bfl"
@@ -43,28 +42,12 @@ type Service struct {
 	// single generations, batches and resumed tasks together stay under the limit.
 	slots chan struct{}
 
-	// following holds the ids of the tasks this service is polling or
-	// fetching for: Resume starts as the app does, and must not take up a
-	// task a Generate of the same session is already following.
-	mu        sync.Mutex
-	following map[string]bool
+	// following holds the tasks this service is polling or fetching for:
+	// Resume starts as the app does, and must not take up a task a Generate
+	// of the same session is already following.
+	following core.Claims
 
 	subs core.Listeners[gallery.Record]
-}
-
-// follow claims a task for one follower; ok is false if another has it.
-func (s *Service) follow(id string) (release func(), ok bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.following[id] {
-		return nil, false
-	}
-	s.following[id] = true
-	return func() {
-		s.mu.Lock()
-		delete(s.following, id)
-		s.mu.Unlock()
-	}, true
 }
 
 // New returns a service.
@@ -75,7 +58,7 @@ func New(api API, g *gallery.Gallery, o Options) *Service {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Service{api: api, gallery: g, poller: o.Poller, now: o.Now, slots: make(chan struct{}, o.MaxInFlight), following: map[string]bool{}}
+	return &Service{api: api, gallery: g, poller: o.Poller, now: o.Now, slots: make(chan struct{}, o.MaxInFlight)}
 }
 
 // Subscribe calls fn with every change of any task, whoever started it (a
@@ -138,7 +121,7 @@ func (s *Service) Generate(ctx context.Context, f Form, update Update) (gallery.
 	}
 	rec.ID, rec.PollingURL, rec.Cost, rec.Status = sub.ID, sub.PollingURL, sub.Cost, bfl.StatusPending
 	// Claimed before the record is stored, where Resume could list it.
-	if release, ok := s.follow(rec.ID); ok {
+	if release, ok := s.following.Claim(rec.ID); ok {
 		defer release()
 	}
 	// From here the task is paid for: whatever storage refuses, it is
@@ -335,7 +318,7 @@ func (s *Service) Resume(ctx context.Context, update Update) error {
 		if !r.Running() && !refetch {
 			continue
 		}
-		release, ok := s.follow(r.ID)
+		release, ok := s.following.Claim(r.ID)
 		if !ok {
 			continue
 		}
